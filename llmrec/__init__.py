@@ -1,0 +1,3 @@
+"""llmrec: LLM-aligned generative recommendation with Semantic IDs."""
+
+__version__ = "0.1.0"

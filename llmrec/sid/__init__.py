@@ -1,0 +1,5 @@
+"""Semantic IDs: text embedding, residual k-means, collision handling, SidMap."""
+
+from llmrec.sid.sidmap import SidMap, parse_sid_token, sid_token
+
+__all__ = ["SidMap", "sid_token", "parse_sid_token"]
