@@ -1,0 +1,122 @@
+"""Pieces SFT and GRPO share: device/precision choice, PEFT config, wall-time limit, run inputs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from llmrec.data.store import PreparedData, load_prepared
+from llmrec.io import LlmrecError
+from llmrec.sid.sidmap import SidMap
+from llmrec.train.config import AdapterConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunInputs:
+    """The earlier stages' artifacts a training stage reads from runs/NAME/."""
+
+    run_dir: Path
+    prepared: PreparedData
+    sid_map: SidMap
+
+
+def load_run_inputs(run_dir: str | Path) -> RunInputs:
+    run_dir = Path(run_dir)
+    sid_path = run_dir / "sid" / "sid_map.json"
+    if not sid_path.exists():
+        raise LlmrecError(f"{sid_path} not found; run `llmrec sid build --run {run_dir}` first.")
+    return RunInputs(run_dir=run_dir, prepared=load_prepared(run_dir / "data"), sid_map=SidMap.load(sid_path))
+
+
+def precision_kwargs() -> dict[str, Any]:
+    """TRL 1.16 defaults to bf16 and refuses CPU: choose explicitly."""
+    if torch.cuda.is_available():
+        bf16 = torch.cuda.is_bf16_supported()
+        return {"bf16": bf16, "fp16": not bf16, "use_cpu": False}
+    return {"bf16": False, "fp16": False, "use_cpu": True}
+
+
+def common_training_kwargs(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
+    """TrainingArguments fields shared by SFTConfig and GRPOConfig."""
+    return dict(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of total steps
+        weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        dataloader_num_workers=cfg.num_workers,
+        report_to=cfg.report_to,
+        logging_dir=str(output_dir / "logs"),
+        **precision_kwargs(),
+    )
+
+
+def peft_config_for(adapter: AdapterConfig, task_type: str = "CAUSAL_LM"):
+    """LoRA config, or None for full / embeddings-only training.
+
+    New SID rows train through `modules_to_save=[embed_tokens, lm_head]`: PEFT's
+    `trainable_token_indices` breaks TRL's fused LM head on tied-embedding models.
+    """
+    if adapter.mode in ("full", "embeddings"):
+        return None
+    if adapter.mode != "lora":
+        raise LlmrecError(f"adapter.mode {adapter.mode!r}: expected lora, full or embeddings")
+    from peft import LoraConfig
+
+    return LoraConfig(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
+                      target_modules=adapter.target_modules, modules_to_save=list(adapter.modules_to_save),
+                      task_type=task_type)
+
+
+def freeze_for_mode(model: torch.nn.Module, mode: str) -> None:
+    """For mode=embeddings train only the input embeddings and the output head."""
+    if mode != "embeddings":
+        return
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.get_input_embeddings().weight.requires_grad_(True)
+    out = model.get_output_embeddings()
+    if out is not None:
+        out.weight.requires_grad_(True)
+
+
+class WallTimeLimit(TrainerCallback):
+    """Stop training (and save a checkpoint) after `minutes` of wall time."""
+
+    def __init__(self, minutes: float | None):
+        self.limit = None if minutes is None else minutes * 60.0
+        self.start = time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.limit is not None and time.monotonic() - self.start > self.limit:
+            log.info("wall-time limit of %.1f min reached at step %d; stopping", self.limit / 60, state.global_step)
+            control.should_training_stop = True
+            control.should_save = True
+        return control
+
+
+def latest_checkpoint(output_dir: Path) -> str | None:
+    ckpts = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(ckpts[-1]) if ckpts else None

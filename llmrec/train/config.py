@@ -1,0 +1,131 @@
+"""Recipe configs: dataclasses loaded from yaml, overridable from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from llmrec.io import LlmrecError
+
+T = TypeVar("T")
+
+
+@dataclass
+class ModelConfig:
+    """Which base model, how SID rows start, how it is adapted."""
+
+    preset: str = "tiny"  # tiny | smollm2-135m | any HF id or local path
+    init: str = "semantic"  # semantic | mean | random (new SID token rows)
+    dtype: str | None = None  # None: float32 on CPU, bf16 on GPUs that support it
+    trust_remote_code: bool = False
+    load_in_4bit: bool = False  # QLoRA (GPU, bitsandbytes)
+    tiny: dict[str, Any] = field(default_factory=dict)  # overrides for the tiny preset's architecture
+
+
+@dataclass
+class AdapterConfig:
+    """lora: LoRA + trainable embed/lm_head rows; full: every weight; embeddings: only embed/lm_head."""
+
+    mode: str = "lora"
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | str = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    modules_to_save: list[str] = field(default_factory=lambda: ["embed_tokens", "lm_head"])
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by SFT and GRPO (mapped onto TRL's configs)."""
+
+    epochs: float = 1.0
+    max_steps: int = -1
+    max_minutes: float | None = None  # stop cleanly after this wall time (checkpoint saved)
+    learning_rate: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    grad_accum: int = 1
+    eval_batch_size: int = 32
+    max_length: int = 512
+    logging_steps: int = 10
+    eval_steps: int | None = None
+    save_steps: int = 500
+    save_total_limit: int = 2
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    num_workers: int = 0
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    max_eval_samples: int = 512
+    packing: bool = False
+
+
+@dataclass
+class SFTRecipe:
+    """A whole SFT recipe (yaml file beside the accelerate configs)."""
+
+    run: str = "runs/demo"
+    output: str | None = None  # default: RUN/sft
+    model: ModelConfig = field(default_factory=ModelConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    resume: bool | str = False  # True: latest checkpoint in output; or a checkpoint path
+    merge: bool = False  # also write a merged full model (output/merged)
+
+
+def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
+    if not isinstance(data, dict):
+        raise LlmrecError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise LlmrecError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        ftype = fields[name].type
+        sub = _DATACLASSES.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
+        kwargs[name] = _build(sub, value, f"{where}.{name}") if sub and isinstance(value, dict) else value
+    return cls(**kwargs)
+
+
+_DATACLASSES: dict[str, type] = {"ModelConfig": ModelConfig, "AdapterConfig": AdapterConfig,
+                                  "TrainConfig": TrainConfig}
+
+
+def register_config_class(cls: type) -> type:
+    """Let nested recipe sections of another dataclass type be parsed from yaml."""
+    _DATACLASSES[cls.__name__] = cls
+    return cls
+
+
+def load_recipe(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
+    """Load a recipe dataclass from yaml, then apply `a.b=value` overrides (values parsed as yaml)."""
+    data: dict[str, Any] = {}
+    if path:
+        path = Path(path)
+        if not path.exists():
+            raise LlmrecError(f"recipe not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise LlmrecError(f"{path}: invalid yaml ({e})") from e
+    for ov in overrides or []:
+        if "=" not in ov:
+            raise LlmrecError(f"override {ov!r}: expected key.sub=value")
+        key, value = ov.split("=", 1)
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return _build(cls, data, str(path or "recipe"))
+
+
+def recipe_to_dict(recipe: Any) -> dict[str, Any]:
+    return dataclasses.asdict(recipe)

@@ -1,0 +1,227 @@
+"""LoRA / full / embeddings-only supervised fine-tuning on the instruction corpus (TRL SFTTrainer).
+
+    llmrec train sft --config recipes/tiny-cpu/sft.yaml --run runs/demo
+    accelerate launch -m llmrec.train.sft --config recipes/smollm2-135m/sft.yaml --run runs/sci
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmrec.io import LlmrecError, write_json
+from llmrec.train.common import (
+    WallTimeLimit,
+    common_training_kwargs,
+    freeze_for_mode,
+    latest_checkpoint,
+    load_run_inputs,
+    peft_config_for,
+)
+from llmrec.train.config import SFTRecipe, load_recipe, recipe_to_dict
+
+log = logging.getLogger(__name__)
+
+
+def _seqrec_eval_subset(dataset, limit: int):
+    """Validation loss is reported on seqrec prompts (the task that matters for recommendation)."""
+    if dataset is None or len(dataset) == 0:
+        return None
+    if "task" in dataset.column_names:
+        dataset = dataset.filter(lambda t: t == "seqrec", input_columns="task")
+    if len(dataset) > limit:
+        dataset = dataset.shuffle(seed=0).select(range(limit))
+    return dataset
+
+
+def _drop_metadata(dataset):
+    keep = {"prompt", "completion", "messages", "text"}
+    return dataset.remove_columns([c for c in dataset.column_names if c not in keep])
+
+
+class TokensPerSecond:
+    """Counts non-padding tokens seen by the trainer, for the tokens/s figure in the train log."""
+
+    def __init__(self, pad_id: int | None):
+        self.pad_id = pad_id
+        self.tokens = 0
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> None:
+        ids = batch.get("input_ids")
+        if ids is not None:
+            mask = batch.get("attention_mask")
+            self.tokens += int(mask.sum()) if mask is not None else int(ids.numel())
+
+
+def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
+    """Train, save the model bundle into RUN/sft (or recipe.output), return the summary."""
+    from trl import SFTConfig, SFTTrainer
+
+    from llmrec.corpus import load_corpus
+    from llmrec.llm import load_base, save_model
+
+    inputs = load_run_inputs(recipe.run)
+    out_dir = Path(recipe.output or inputs.run_dir / "sft")
+    corpus_dir = inputs.run_dir / "corpus"
+    corpus = load_corpus(corpus_dir)
+    fp = corpus.manifest.get("sid_fingerprint") if hasattr(corpus, "manifest") else None
+    if fp and fp != inputs.sid_map.fingerprint:
+        raise LlmrecError(f"{corpus_dir} was built with SidMap {fp}, but {inputs.run_dir}/sid has "
+                          f"{inputs.sid_map.fingerprint}; rebuild the corpus (`llmrec corpus build`).")
+    datasets = corpus.datasets if hasattr(corpus, "datasets") else corpus
+    torch.manual_seed(recipe.train.seed)
+    t0 = time.time()
+    model, tokenizer = load_base(recipe.model.preset, sid_map=inputs.sid_map, items=inputs.prepared.items,
+                                 init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
+                                 **({"tiny_overrides": recipe.model.tiny} if recipe.model.tiny else {}))
+    load_s = time.time() - t0
+    freeze_for_mode(model, recipe.adapter.mode)
+
+    cfg = recipe.train
+    eval_ds = _seqrec_eval_subset(datasets.get("valid"), cfg.max_eval_samples)
+    args = SFTConfig(
+        **common_training_kwargs(cfg, out_dir),
+        max_length=cfg.max_length,
+        packing=cfg.packing,
+        completion_only_loss=True,
+        eval_strategy="steps" if (eval_ds is not None and cfg.eval_steps) else "no",
+        eval_steps=cfg.eval_steps,
+        dataset_num_proc=None,
+    )
+    train_ds = _drop_metadata(datasets["train"])
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=_drop_metadata(eval_ds) if eval_ds is not None else None,
+        processing_class=tokenizer,
+        peft_config=peft_config_for(recipe.adapter),
+        callbacks=[WallTimeLimit(cfg.max_minutes)],
+    )
+    resume = recipe.resume
+    if resume is True:
+        resume = latest_checkpoint(out_dir)
+        if resume is None:
+            log.info("no checkpoint in %s; starting fresh", out_dir)
+    t1 = time.time()
+    result = trainer.train(resume_from_checkpoint=resume or None)
+    train_s = time.time() - t1
+    metrics: dict[str, Any] = dict(result.metrics)
+    if eval_ds is not None:
+        metrics.update(trainer.evaluate())
+    tokens = _count_train_tokens(trainer)
+    summary = {
+        "stage": "sft",
+        "preset": recipe.model.preset,
+        "mode": recipe.adapter.mode,
+        "global_step": trainer.state.global_step,
+        "train_seconds": round(train_s, 1),
+        "model_load_seconds": round(load_s, 1),
+        "tokens_per_s": round(tokens / train_s, 1) if tokens and train_s > 0 else None,
+        "loss_first": _first_loss(trainer.state.log_history),
+        "loss_last": _last_loss(trainer.state.log_history),
+        "eval_loss_seqrec": metrics.get("eval_loss"),
+        "eval_ppl_seqrec": math.exp(metrics["eval_loss"]) if metrics.get("eval_loss") is not None else None,
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "recipe": recipe_to_dict(recipe),
+        "sid_fingerprint": inputs.sid_map.fingerprint,
+        "data_fingerprint": inputs.prepared.fingerprint,
+    }
+    if trainer.is_world_process_zero():
+        save_model(trainer.model, tokenizer, inputs.sid_map, out_dir / "model", merge=recipe.merge,
+                   base=recipe.model.preset, extra={"sft": {k: v for k, v in summary.items() if k != "recipe"}})
+        write_json(out_dir / "train_summary.json", summary)
+        write_json(out_dir / "log_history.json", trainer.state.log_history)
+        _plot_losses(trainer.state.log_history, out_dir / "loss.png")
+    return summary
+
+
+def _count_train_tokens(trainer) -> int:
+    """Tokens seen: non-padding tokens per epoch times epochs done (approximate under early stop)."""
+    try:
+        ds = trainer.train_dataset
+        per_epoch = sum(len(x) for x in ds["input_ids"])
+        steps_per_epoch = max(1, math.ceil(len(ds) / (trainer.args.per_device_train_batch_size
+                                                     * trainer.args.gradient_accumulation_steps)))
+        return int(per_epoch * trainer.state.global_step / steps_per_epoch)
+    except Exception:  # noqa: BLE001 - the figure is informative only
+        return 0
+
+
+def _first_loss(history: list[dict]) -> float | None:
+    return next((h["loss"] for h in history if "loss" in h), None)
+
+
+def _last_loss(history: list[dict]) -> float | None:
+    return next((h["loss"] for h in reversed(history) if "loss" in h), None)
+
+
+def _plot_losses(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if not train:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), "o-", label="valid seqrec loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="recipe yaml (e.g. recipes/tiny-cpu/sft.yaml)")
+    parser.add_argument("--run", help="run directory (overrides the recipe's `run`)")
+    parser.add_argument("--output", help="output directory (default RUN/sft)")
+    parser.add_argument("--max-steps", type=int, help="override train.max_steps")
+    parser.add_argument("--max-minutes", type=float, help="override train.max_minutes")
+    parser.add_argument("--resume", action="store_true", help="resume from the latest checkpoint")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any recipe field, e.g. --set train.learning_rate=1e-4")
+
+
+def recipe_from_args(args: argparse.Namespace) -> SFTRecipe:
+    overrides = list(args.set)
+    for flag, key in (("run", "run"), ("output", "output"), ("max_steps", "train.max_steps"),
+                      ("max_minutes", "train.max_minutes")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.resume:
+        overrides.append("resume=true")
+    return load_recipe(SFTRecipe, args.config, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llmrec.train.sft", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        summary = run_sft(recipe_from_args(args))
+    except LlmrecError as e:
+        print(f"llmrec: error: {e}")
+        return 1
+    print(json.dumps({k: v for k, v in summary.items() if k != "recipe"}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
