@@ -46,20 +46,6 @@ def _drop_metadata(dataset):
     return dataset.remove_columns([c for c in dataset.column_names if c not in keep])
 
 
-class TokensPerSecond:
-    """Counts non-padding tokens seen by the trainer, for the tokens/s figure in the train log."""
-
-    def __init__(self, pad_id: int | None):
-        self.pad_id = pad_id
-        self.tokens = 0
-
-    def __call__(self, batch: dict[str, torch.Tensor]) -> None:
-        ids = batch.get("input_ids")
-        if ids is not None:
-            mask = batch.get("attention_mask")
-            self.tokens += int(mask.sum()) if mask is not None else int(ids.numel())
-
-
 def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     """Train, save the model bundle into RUN/sft (or recipe.output), return the summary."""
     from trl import SFTConfig, SFTTrainer
