@@ -1,0 +1,156 @@
+"""GRPO rewards as plain callables (TRL's reward-function signature), computed from completion ids.
+
+Every reward reads the item from `completion_ids` (never from decoded text: TRL decodes with
+skip_special_tokens=True). Completions of one prompt arrive as a consecutive group of
+`group_size`, in rollout order (beam rank for beam rollouts). Dataset columns arrive as kwargs:
+`target` (item id) and, for history-aware rewards, `history` (list of item ids).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from llmrec.sid.sidmap import SidMap
+
+RewardFn = Callable[..., list[float]]
+
+
+class CompletionItems:
+    """Maps completion token ids to catalogue item ids through the SidMap (None = invalid)."""
+
+    def __init__(self, sid_map: SidMap, token_to_level_code: dict[int, tuple[int, int]],
+                 stop_ids: Sequence[int] = ()):
+        self.sid_map = sid_map
+        self.token_to_level_code = token_to_level_code
+        self.stop_ids = set(int(i) for i in stop_ids)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, sid_map: SidMap) -> "CompletionItems":
+        from llmrec.sid.sidmap import parse_sid_token
+
+        table = {}
+        for tok in sid_map.all_tokens():
+            tid = tokenizer.convert_tokens_to_ids(tok)
+            if tid is None or tid == tokenizer.unk_token_id:
+                raise ValueError(f"tokenizer lacks SID token {tok}; add the SidMap's tokens first")
+            table[int(tid)] = parse_sid_token(tok)
+        stops = [i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None]
+        im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+            stops.append(im_end)
+        return cls(sid_map, table, stops)
+
+    def item(self, ids: Sequence[int]) -> str | None:
+        codes = []
+        for tid in ids:
+            tid = int(tid)
+            if tid in self.stop_ids:
+                break
+            lc = self.token_to_level_code.get(tid)
+            if lc is None or lc[0] != len(codes):
+                return None
+            codes.append(lc[1])
+        return self.sid_map.item_for_codes(codes) if codes else None
+
+    def items(self, completion_ids: Sequence[Sequence[int]]) -> list[str | None]:
+        return [self.item(ids) for ids in completion_ids]
+
+
+def _named(fn: RewardFn, name: str) -> RewardFn:
+    fn.__name__ = name  # TRL logs rewards/<__name__>/mean
+    return fn
+
+
+def rule_reward(decoder: CompletionItems) -> RewardFn:
+    """1 for the exact target item, else 0."""
+
+    def reward(completion_ids, target, **_: Any) -> list[float]:
+        return [1.0 if it is not None and it == str(t) else 0.0
+                for it, t in zip(decoder.items(completion_ids), target)]
+
+    return _named(reward, "rule")
+
+
+def ranking_reward(decoder: CompletionItems, group_size: int) -> RewardFn:
+    """MiniOneRec-style ranking-aware reward: a hit gets 1; a wrong item is penalised by its rank
+    in the group, -(1/log2(rank+2)) normalised so the penalties of a whole group sum to -1, so
+    confident wrong answers (high beam rank) cost the most."""
+    weights = np.array([1.0 / math.log2(r + 2) for r in range(group_size)])
+    weights = weights / weights.sum()
+
+    def reward(completion_ids, target, beam_rank=None, **_: Any) -> list[float]:
+        items = decoder.items(completion_ids)
+        out = []
+        for i, (it, t) in enumerate(zip(items, target)):
+            rank = int(beam_rank[i]) if beam_rank is not None else i % group_size
+            out.append(1.0 if it is not None and it == str(t) else -float(weights[min(rank, group_size - 1)]))
+        return out
+
+    return _named(reward, "ranking")
+
+
+def semantic_reward(decoder: CompletionItems, item_vectors: np.ndarray, item_index: dict[str, int]) -> RewardFn:
+    """Cosine similarity between the generated item's embedding and the target's (0 if invalid)."""
+    vecs = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
+
+    def reward(completion_ids, target, **_: Any) -> list[float]:
+        out = []
+        for it, t in zip(decoder.items(completion_ids), target):
+            if it is None or it not in item_index or str(t) not in item_index:
+                out.append(0.0)
+            else:
+                out.append(float(vecs[item_index[it]] @ vecs[item_index[str(t)]]))
+        return out
+
+    return _named(reward, "semantic")
+
+
+def collaborative_reward(decoder: CompletionItems, score_fn: Callable[[list[list[str]]], Any],
+                         item_index: dict[str, int]) -> RewardFn:
+    """Percentile rank of the generated item under a collaborative model (e.g. SASRec) given the
+    history: 1.0 when it is that model's top pick, about 0.5 for an average item, 0 if invalid.
+
+    `score_fn(histories) -> [B, n_items]` scores; `item_index` maps item id -> column.
+    """
+    import torch
+
+    def reward(completion_ids, history, **_: Any) -> list[float]:
+        items = decoder.items(completion_ids)
+        with torch.no_grad():
+            logits = torch.as_tensor(score_fn([list(map(str, h)) for h in history]))
+            scores = logits.float()
+        out = []
+        for row, it in enumerate(items):
+            if it is None or it not in item_index:
+                out.append(0.0)
+            else:
+                row_scores = scores[row]
+                out.append(float((row_scores < row_scores[item_index[it]]).float().mean()))
+        return out
+
+    return _named(reward, "collaborative")
+
+
+def validity_reward(decoder: CompletionItems) -> RewardFn:
+    """0 for a catalogue item, -1 otherwise (a guard; constrained rollouts should never trigger it)."""
+
+    def reward(completion_ids, **_: Any) -> list[float]:
+        return [0.0 if it is not None else -1.0 for it in decoder.items(completion_ids)]
+
+    return _named(reward, "valid")
+
+
+def combine(rewards: Sequence[tuple[RewardFn, float]]) -> RewardFn:
+    """One weighted sum, for callers outside TRL (TRL itself takes reward_funcs + reward_weights)."""
+
+    def reward(**kwargs: Any) -> list[float]:
+        total = None
+        for fn, w in rewards:
+            vals = np.asarray(fn(**kwargs), dtype=np.float64) * w
+            total = vals if total is None else total + vals
+        return total.tolist() if total is not None else []
+
+    return _named(reward, "+".join(fn.__name__ for fn, _ in rewards))
