@@ -1,0 +1,398 @@
+"""GRPO after SFT, in the manner of MiniOneRec, on TRL's GRPOTrainer.
+
+    llmrec train grpo --config recipes/tiny-cpu/grpo.yaml --run runs/demo
+    accelerate launch -m llmrec.train.grpo --config recipes/qwen2.5-0.5b/grpo.yaml
+
+Rollouts: TRL 1.16 has no logits-processor hook for its own generation, and beam search through
+`generation_kwargs` returns the same completion for every member of a group (zero advantage). We
+therefore pass TRL's (experimental) `rollout_func`: it runs our trie-constrained beam search once
+per distinct prompt and hands member r of each group the r-th best distinct catalogue item, so a
+group is G distinct valid items. We chose `rollout_func` over a trainer subclass because it keeps
+TRL's loss, KL, reference-model and logging code untouched; the price is that the function must
+know which member of a group each repeated prompt is, which it derives from the prompt order TRL
+documents (each prompt repeated `num_generations` times, consecutively, across processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from llmrec.io import LlmrecError, write_json
+from llmrec.train.common import WallTimeLimit, common_training_kwargs, latest_checkpoint, load_run_inputs, peft_config_for
+from llmrec.train.config import AdapterConfig, TrainConfig, load_recipe, recipe_to_dict, register_config_class
+from llmrec.train.rewards import (
+    CompletionItems,
+    collaborative_reward,
+    ranking_reward,
+    rule_reward,
+    semantic_reward,
+    validity_reward,
+)
+
+log = logging.getLogger(__name__)
+
+
+@register_config_class
+@dataclass
+class GRPOSettings:
+    """The RL-specific knobs."""
+
+    num_generations: int = 8  # G: items per group
+    rollout: str = "beam"  # beam (distinct top-G items) | sample (constrained sampling)
+    temperature: float = 1.0  # for rollout=sample
+    beta: float = 0.04  # KL to the reference policy (SFT model; base with adapter disabled under LoRA)
+    loss_type: str = "grpo"
+    scale_rewards: str = "group"
+    rewards: dict[str, float] = field(default_factory=lambda: {"rule": 1.0, "ranking": 1.0, "valid": 1.0})
+    num_seqrec: int = 2000  # RL prompts sampled from training sequences
+    num_item2sid: int = 200  # RL prompts asking for an item's SID from its title
+    max_history: int = 20
+    eval_every: int = 50  # steps between validation HR/NDCG runs (0: off)
+    eval_samples: int = 200
+    eval_beams: int = 20
+    sasrec_dir: str | None = None  # for the collaborative reward (default RUN/baselines/sasrec)
+
+
+@register_config_class
+@dataclass
+class GRPORecipe:
+    run: str = "runs/demo"
+    init_model: str | None = None  # default RUN/sft/model
+    output: str | None = None  # default RUN/grpo
+    adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(mode="full"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=1e-5, batch_size=8,
+                                                                  logging_steps=5, save_steps=100))
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    resume: bool | str = False
+
+
+def build_rl_dataset(inputs, settings: GRPOSettings, seed: int):
+    """seqrec prompts from the training split (last window of a random subset of training events)
+    plus item2sid prompts; columns: prompt (messages), target, history, task."""
+    from datasets import Dataset
+
+    from llmrec.corpus import item2sid_messages, seqrec_messages
+
+    rng = random.Random(seed)
+    items = inputs.prepared.items
+    examples = inputs.prepared.split.train_examples(max_history=settings.max_history)
+    rng.shuffle(examples)
+    rows = []
+    for ex in examples[: settings.num_seqrec]:
+        rows.append({"prompt": seqrec_messages(ex.history, inputs.sid_map, items, seed=seed, key=ex.user),
+                     "target": ex.target, "history": ex.history, "task": "seqrec"})
+    with_title = [i for i, it in items.items() if it.title and i in inputs.sid_map]
+    rng.shuffle(with_title)
+    for item_id in with_title[: settings.num_item2sid]:
+        rows.append({"prompt": item2sid_messages(items[item_id], seed=seed), "target": item_id,
+                     "history": [], "task": "item2sid"})
+    rng.shuffle(rows)
+    if not rows:
+        raise LlmrecError("no RL prompts: the training split is empty")
+    return Dataset.from_list(rows)
+
+
+class ConstrainedRollout:
+    """TRL `rollout_func`: G distinct catalogue items per prompt from trie-constrained decoding."""
+
+    def __init__(self, tokenizer, sid_map, trie, settings: GRPOSettings):
+        self.tokenizer = tokenizer
+        self.sid_map = sid_map
+        self.trie = trie
+        self.settings = settings
+        self.end_id = trie.end_token_ids[0] if hasattr(trie, "end_token_ids") else tokenizer.eos_token_id
+
+    def __call__(self, prompts: list, trainer) -> dict[str, Any]:
+        from llmrec.corpus import render_prompt
+        from llmrec.decode import recommend, sample_items
+
+        G = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
+        # Global position of each local prompt -> rank within its group (groups may span processes).
+        offset = trainer.accelerator.process_index * len(prompts)
+        ranks = [(offset + j) % G for j in range(len(prompts))]
+        distinct: list[Any] = []
+        slot: list[int] = []
+        for j, p in enumerate(prompts):
+            if j == 0 or ranks[j] == 0 or p != prompts[j - 1]:
+                distinct.append(p)
+            slot.append(len(distinct) - 1)
+        texts = [render_prompt(self.tokenizer, p) for p in distinct]
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            if self.settings.rollout == "beam":
+                ranked = recommend(model, self.tokenizer, self.trie, texts, k=G, num_beams=max(G, 2))
+            elif self.settings.rollout == "sample":
+                ranked = sample_items(model, self.tokenizer, self.trie, texts, n=G,
+                                      temperature=self.settings.temperature)
+            else:
+                raise LlmrecError(f"grpo.rollout {self.settings.rollout!r}: expected beam or sample")
+        if was_training:
+            model.train()
+        prompt_ids, completion_ids, logprobs, beam_rank = [], [], [], []
+        enc = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        group_items = []
+        for j in range(len(prompts)):
+            cands = ranked[slot[j]]
+            item, score = cands[ranks[j] % len(cands)] if cands else (None, 0.0)
+            ids = self.tokenizer.convert_tokens_to_ids(self.sid_map.tokens(item)) if item is not None else []
+            ids = list(ids) + [self.end_id]
+            prompt_ids.append(list(enc[slot[j]]))
+            completion_ids.append(ids)
+            logprobs.append([float(score) / len(ids)] * len(ids))
+            beam_rank.append(ranks[j])
+            group_items.append(item)
+        self._log(trainer, group_items, G)
+        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs,
+                "beam_rank": beam_rank}
+
+    @staticmethod
+    def _log(trainer, group_items: list, G: int) -> None:
+        mode = "train" if trainer.model.training else "eval"
+        groups = [group_items[i:i + G] for i in range(0, len(group_items), G)]
+        distinct = np.mean([len({x for x in g if x is not None}) for g in groups]) if groups else 0.0
+        valid = np.mean([x is not None for x in group_items]) if group_items else 0.0
+        trainer._metrics[mode]["rollout/distinct_per_group"].append(float(distinct))
+        trainer._metrics[mode]["rollout/valid_rate"].append(float(valid))
+
+
+def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_dir: Path):
+    """(reward functions, weights) for the rewards named in the recipe with non-zero weight."""
+    funcs, weights = [], []
+    for name, weight in settings.rewards.items():
+        if not weight:
+            continue
+        if name == "rule":
+            fn = rule_reward(decoder)
+        elif name == "ranking":
+            fn = ranking_reward(decoder, settings.num_generations)
+        elif name == "valid":
+            fn = validity_reward(decoder)
+        elif name == "semantic":
+            emb_path = run_dir / "sid" / "embeddings.npy"
+            if not emb_path.exists():
+                raise LlmrecError(f"semantic reward needs {emb_path} (written by `llmrec sid build`)")
+            vecs = np.load(emb_path)
+            order = inputs.sid_map.meta.get("item_order") or list(inputs.sid_map.codes)
+            fn = semantic_reward(decoder, vecs, {i: k for k, i in enumerate(order)})
+        elif name == "collaborative":
+            from llmrec.eval.sasrec import SASRec
+
+            sas_dir = Path(settings.sasrec_dir or run_dir / "baselines" / "sasrec")
+            sas = SASRec.load(sas_dir)
+            fn = collaborative_reward(decoder, sas.score_items, sas.item_to_index)
+        else:
+            raise LlmrecError(f"grpo.rewards: unknown reward {name!r}; known: rule, ranking, semantic, "
+                              "collaborative, valid")
+        funcs.append(fn)
+        weights.append(float(weight))
+    if not funcs:
+        raise LlmrecError("grpo.rewards: every weight is zero")
+    return funcs, weights
+
+
+class ValidationCallback(TrainerCallback):
+    """Every `every` steps: HR/NDCG on a fixed validation subset with the same evaluator as `llmrec eval`."""
+
+    def __init__(self, make_ranker, examples, every: int, ks=(1, 5, 10, 20), out_dir: Path | None = None):
+        self.make_ranker = make_ranker
+        self.examples = examples
+        self.every = every
+        self.ks = ks
+        self.history: list[dict] = []
+        self.out_dir = out_dir
+
+    def run(self, step: int, model) -> dict:
+        from llmrec.eval.runner import evaluate
+
+        was_training = model.training
+        model.eval()
+        metrics = evaluate(self.make_ranker(model), self.examples, ks=self.ks, progress=False)
+        if was_training:
+            model.train()
+        row = {"step": step, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+        self.history.append(row)
+        log.info("validation at step %d: %s", step, {k: round(v, 4) for k, v in row.items()
+                                                   if k.startswith(("ndcg", "hr"))})
+        return row
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.every and model is not None and state.global_step == 0:
+            self.run(0, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every and model is not None and state.global_step % self.every == 0:
+            self.run(state.global_step, model)
+
+
+def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
+    from trl import GRPOConfig, GRPOTrainer
+
+    from llmrec.decode import SidTrie
+    from llmrec.eval.runner import LLMRanker
+    from llmrec.llm import load_model, save_model
+
+    inputs = load_run_inputs(recipe.run)
+    run_dir = inputs.run_dir
+    init_dir = Path(recipe.init_model or run_dir / "sft" / "model")
+    out_dir = Path(recipe.output or run_dir / "grpo")
+    model, tokenizer, sid_map = load_model(init_dir, sid_map=inputs.sid_map)
+    if recipe.adapter.mode == "lora" and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()  # a fresh adapter on top of the SFT weights
+    settings = recipe.grpo
+    cfg = recipe.train
+    dataset = build_rl_dataset(inputs, settings, cfg.seed)
+    trie = SidTrie.from_sidmap(sid_map, tokenizer, device=model.device)
+    decoder = CompletionItems.from_tokenizer(tokenizer, sid_map)
+    reward_funcs, weights = build_rewards(settings, decoder, inputs, run_dir)
+    G = settings.num_generations
+    args = GRPOConfig(
+        **common_training_kwargs(cfg, out_dir),
+        num_generations=G,
+        max_completion_length=max(len(c) for c in sid_map.codes.values()) + 1,
+        beta=settings.beta,
+        loss_type=settings.loss_type,
+        scale_rewards=settings.scale_rewards,
+        reward_weights=weights,
+        temperature=settings.temperature,
+        remove_unused_columns=False,
+        log_completions=False,
+    )
+    if (cfg.batch_size * cfg.grad_accum) % G:
+        raise LlmrecError(f"train.batch_size*grad_accum ({cfg.batch_size}*{cfg.grad_accum}) must be a multiple "
+                          f"of grpo.num_generations ({G})")
+    valid = inputs.prepared.split.valid
+    rng = random.Random(cfg.seed)
+    val_examples = rng.sample(valid, min(settings.eval_samples, len(valid))) if valid else []
+
+    def make_ranker(m):
+        return LLMRanker(m, tokenizer, sid_map, inputs.prepared.items, trie=trie, num_beams=settings.eval_beams,
+                         max_history=settings.max_history)
+
+    val_cb = ValidationCallback(make_ranker, val_examples, settings.eval_every if val_examples else 0)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config_for(recipe.adapter),
+        rollout_func=ConstrainedRollout(tokenizer, sid_map, trie, settings),
+        callbacks=[WallTimeLimit(cfg.max_minutes), val_cb],
+    )
+    resume = latest_checkpoint(out_dir) if recipe.resume is True else recipe.resume
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=resume or None)
+    train_s = time.time() - t0
+    if val_cb.every and (not val_cb.history or val_cb.history[-1]["step"] != trainer.state.global_step):
+        val_cb.run(trainer.state.global_step, trainer.model)
+    history = trainer.state.log_history
+    rewards = [h["reward"] for h in history if "reward" in h]
+    summary = {
+        "stage": "grpo",
+        "global_step": trainer.state.global_step,
+        "train_seconds": round(train_s, 1),
+        "s_per_step": round(train_s / max(1, trainer.state.global_step), 2),
+        "reward_mean_first": rewards[0] if rewards else None,
+        "reward_mean_last": rewards[-1] if rewards else None,
+        "distinct_per_group": _last(history, "rollout/distinct_per_group"),
+        "valid_rate": _last(history, "rollout/valid_rate"),
+        "kl_last": _last(history, "kl"),
+        "validation": val_cb.history,
+        "recipe": recipe_to_dict(recipe),
+        "sid_fingerprint": sid_map.fingerprint,
+    }
+    if trainer.is_world_process_zero():
+        final = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
+        save_model(final, tokenizer, sid_map, out_dir / "model", base=str(init_dir),
+                   extra={"grpo": {k: v for k, v in summary.items() if k not in ("recipe", "validation")}})
+        write_json(out_dir / "train_summary.json", summary)
+        write_json(out_dir / "log_history.json", history)
+        _plot(history, val_cb.history, out_dir / "grpo.png")
+    return summary
+
+
+def _last(history: list[dict], key: str):
+    return next((h[key] for h in reversed(history) if key in h), None)
+
+
+def _plot(history: list[dict], validation: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = [h["step"] for h in history if "reward" in h]
+    axes[0].plot(steps, [h["reward"] for h in history if "reward" in h], label="reward mean")
+    kl = [(h["step"], h["kl"]) for h in history if "kl" in h]
+    if kl:
+        ax2 = axes[0].twinx()
+        ax2.plot(*zip(*kl), color="tab:red", alpha=0.6, label="KL")
+        ax2.set_ylabel("KL")
+    axes[0].set_xlabel("step")
+    axes[0].set_title("GRPO reward")
+    for key in ("ndcg@10", "hr@10"):
+        pts = [(v["step"], v[key]) for v in validation if key in v]
+        if pts:
+            axes[1].plot(*zip(*pts), "o-", label=key)
+    axes[1].set_xlabel("step")
+    axes[1].set_title("validation")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="recipe yaml (e.g. recipes/tiny-cpu/grpo.yaml)")
+    parser.add_argument("--run", help="run directory (overrides the recipe's `run`)")
+    parser.add_argument("--init-model", help="model to start from (default RUN/sft/model)")
+    parser.add_argument("--output", help="output directory (default RUN/grpo)")
+    parser.add_argument("--max-steps", type=int, help="override train.max_steps")
+    parser.add_argument("--max-minutes", type=float, help="override train.max_minutes")
+    parser.add_argument("--resume", action="store_true", help="resume from the latest checkpoint")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any recipe field, e.g. --set grpo.beta=0.02")
+
+
+def recipe_from_args(args: argparse.Namespace) -> GRPORecipe:
+    overrides = list(args.set)
+    for flag, key in (("run", "run"), ("init_model", "init_model"), ("output", "output"),
+                      ("max_steps", "train.max_steps"), ("max_minutes", "train.max_minutes")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.resume:
+        overrides.append("resume=true")
+    return load_recipe(GRPORecipe, args.config, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llmrec.train.grpo", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        summary = run_grpo(recipe_from_args(args))
+    except LlmrecError as e:
+        print(f"llmrec: error: {e}")
+        return 1
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("recipe",)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
