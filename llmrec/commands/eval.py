@@ -1,0 +1,154 @@
+"""`llmrec eval`: evaluate baselines (and optionally a fine-tuned LLM) on a prepared run.
+
+Writes runs/NAME/eval/<ranker>/{metrics.json,metrics.png,predictions.jsonl} and the combined
+runs/NAME/eval/{metrics.json,comparison.md,metrics.png}. With `--split valid` everything goes under
+runs/NAME/eval/valid/ instead. SASRec is trained on first use (early stopping on the valid split)
+and cached under runs/NAME/baselines/sasrec/ (retrained when the data fingerprint or config changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from llmrec.io import LlmrecError
+
+log = logging.getLogger(__name__)
+KNOWN_BASELINES = ("popular", "sasrec")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="evaluate baselines and/or a model (HR/NDCG/MRR, head/tail)",
+                              description=__doc__)
+    p.add_argument("--run", required=True, help="run directory (reads RUN/data, writes RUN/eval)")
+    p.add_argument("--model", default=None, help="fine-tuned model folder (e.g. runs/NAME/sft); optional")
+    p.add_argument("--split", choices=["test", "valid"], default="test")
+    p.add_argument("--baselines", default="popular,sasrec",
+                   help=f"comma list from {','.join(KNOWN_BASELINES)}, or 'none' (default: popular,sasrec)")
+    p.add_argument("--k", default="1,3,5,10,20", help="comma list of cutoffs (default 1,3,5,10,20)")
+    p.add_argument("--num-beams", type=int, default=20, help="beams for the LLM ranker (>= max K)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per ranking chunk")
+    p.add_argument("--exclude-history", action="store_true", help="never recommend items already in the history")
+    p.add_argument("--head-frac", type=float, default=0.2, help="top fraction of items that are 'head'")
+    p.add_argument("--tail-frac", type=float, default=0.5, help="bottom fraction of items that are 'tail'")
+    p.add_argument("--no-resume", action="store_true", help="ignore earlier predictions and start over")
+    p.add_argument("--retrain-sasrec", action="store_true", help="retrain SASRec even if a cached one fits")
+    p.add_argument("--sasrec-epochs", type=int, default=None, help="max SASRec epochs (default 50)")
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=run_eval)
+
+
+def parse_ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise LlmrecError(f"--k {text!r}: expected a comma list of positive integers, e.g. 1,5,10") from None
+    if not ks or ks[0] < 1:
+        raise LlmrecError(f"--k {text!r}: expected a comma list of positive integers, e.g. 1,5,10")
+    return ks
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def get_sasrec(run: Path, prepared, *, epochs: int | None = None, seed: int = 42, retrain: bool = False):
+    """Load the cached SASRec for this run's data, or train (early stopping on valid) and cache it."""
+    from llmrec.eval.sasrec import SASRec, SASRecConfig, read_meta, train_sasrec
+
+    cfg = SASRecConfig(seed=seed)
+    if epochs is not None:
+        cfg.epochs = epochs
+    folder = run / "baselines" / "sasrec"
+    catalogue = list(prepared.items)
+    if not retrain and (folder / "config.json").exists():
+        meta = read_meta(folder)
+        if (meta.get("data_fingerprint") == prepared.fingerprint and meta.get("config") == asdict(cfg)
+                and meta.get("item_ids") == catalogue):
+            log.info("using cached SASRec from %s", folder)
+            return SASRec.load(folder), meta.get("train", {})
+        log.info("%s was built from other data or config; retraining", folder)
+    seqs = [[x.item for x in seq] for seq in prepared.split.train.values()]
+    model, res = train_sasrec(seqs, catalogue, prepared.split.valid, cfg)
+    train_info = {"best_epoch": res.best_epoch, "best_valid_ndcg@10": res.best_valid_ndcg,
+                  "epochs_run": res.epochs_run, "seconds": round(res.seconds, 2), "history": res.history}
+    model.save(folder, extra={"data_fingerprint": prepared.fingerprint, "train": train_info})
+    log.info("SASRec trained in %.1fs (best epoch %d, valid NDCG@10 %.4f); saved to %s",
+             res.seconds, res.best_epoch, res.best_valid_ndcg, folder)
+    return model, train_info
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from llmrec.data.store import load_prepared
+    from llmrec.eval.baselines import MostPopular
+    from llmrec.eval.plots import plot_metrics
+    from llmrec.eval.runner import LLMRanker, compare_table, evaluate
+    from llmrec.io import write_json
+
+    run = Path(args.run)
+    ks = parse_ks(args.k)
+    names = [] if args.baselines.strip().lower() in ("", "none") else \
+        [b.strip().lower() for b in args.baselines.split(",") if b.strip()]
+    unknown = [b for b in names if b not in KNOWN_BASELINES]
+    if unknown:
+        raise LlmrecError(f"--baselines: unknown {unknown}; choose from {list(KNOWN_BASELINES)} or 'none'.")
+    if not names and not args.model:
+        raise LlmrecError("nothing to evaluate: give --model and/or --baselines.")
+    prepared = load_prepared(run / "data")
+    split = prepared.split
+    examples = split.test if args.split == "test" else split.valid
+    if args.limit is not None:
+        examples = examples[: max(0, args.limit)]
+    if not examples:
+        raise LlmrecError(f"{run / 'data'}: the {args.split} split has no examples.")
+    catalogue = list(prepared.items)
+    popularity = split.item_popularity()
+    out_root = run / "eval" if args.split == "test" else run / "eval" / "valid"
+    common = {"ks": ks, "catalogue": catalogue, "popularity": popularity, "split": args.split,
+                  "data_fingerprint": prepared.fingerprint, "resume": not args.no_resume,
+                  "head_frac": args.head_frac, "tail_frac": args.tail_frac}
+
+    rankers = []
+    for b in names:
+        if b == "popular":
+            rankers.append((MostPopular(popularity, catalogue, exclude_history=args.exclude_history), {}, 4096))
+        elif b == "sasrec":
+            from llmrec.eval.sasrec import SASRecRanker
+
+            model, info = get_sasrec(run, prepared, epochs=args.sasrec_epochs, seed=args.seed,
+                                     retrain=args.retrain_sasrec)
+            rankers.append((SASRecRanker(model, exclude_history=args.exclude_history),
+                            {"train": {k: v for k, v in info.items() if k != "history"}}, 512))
+    if args.model:
+        rankers.append((LLMRanker(args.model, prepared.items, num_beams=args.num_beams,
+                                  exclude_history=args.exclude_history), {}, 16))
+
+    results = []
+    for ranker, extra, default_bs in rankers:
+        t0 = time.time()
+        res = evaluate(ranker, examples, out_dir=out_root / _safe_name(ranker.name),
+                       batch_size=args.batch_size or default_bs, extra=extra, **common)
+        results.append(res)
+        m = res["metrics"]
+        print(f"{ranker.name}: " + "  ".join(f"{key}={m[key]:.4f}" for key in
+                                             [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks])
+              + f"  ({time.time() - t0:.1f}s)")
+    table = compare_table(results, ks)
+    write_json(out_root / "metrics.json", {"format": "llmrec.eval-combined/1", "split": args.split,
+                                           "data_fingerprint": prepared.fingerprint, "rankers": results})
+    from llmrec.io import atomic_path
+
+    with atomic_path(out_root / "comparison.md") as tmp:
+        tmp.write_text(f"# {prepared.manifest.get('name', run.name)} — {args.split} "
+                       f"(n={len(examples)}, full ranking over {len(catalogue)} items)\n\n{table}",
+                       encoding="utf-8")
+    plot_metrics(results, out_root / "metrics.png", title=f"{run.name} ({args.split}, n={len(examples)})")
+    print()
+    print(table)
+    print(f"wrote {out_root / 'metrics.json'}, {out_root / 'comparison.md'}, {out_root / 'metrics.png'}")
+    return 0

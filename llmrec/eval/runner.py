@@ -1,0 +1,234 @@
+"""Evaluate any `Ranker` on held-out examples: resumable predictions, metrics.json and a PNG chart.
+
+A `Ranker` is any object with a `name` and `rank(examples, k) -> list[list[str]]` (item ids, best
+first; may be shorter than k). Optionally `config() -> dict`, recorded in metrics.json.
+
+Resuming: predictions are appended to `out_dir/predictions.jsonl` one chunk (`batch_size`
+examples) at a time, next to `predictions.meta.json` (ranker name + config, k, hash of the
+examples). A rerun with the same meta skips the examples already predicted; a different meta (other
+examples, k or ranker config) or `resume=False` starts over. A half-written last line (a crash
+mid-write) is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from tqdm.auto import tqdm
+
+from llmrec.data.records import Example, Item
+from llmrec.eval.metrics import DEFAULT_KS, compute_metrics
+from llmrec.io import LlmrecError, read_json, sha256_json, write_json
+
+log = logging.getLogger(__name__)
+PREDICTIONS = "predictions.jsonl"
+PREDICTIONS_META = "predictions.meta.json"
+METRICS = "metrics.json"
+PLOT = "metrics.png"
+
+
+@runtime_checkable
+class Ranker(Protocol):
+    name: str
+
+    def rank(self, examples: list[Example], k: int) -> list[list[str]]: ...
+
+
+def ranker_config(ranker: Ranker) -> dict:
+    cfg = getattr(ranker, "config", None)
+    if callable(cfg):
+        return dict(cfg())
+    return dict(cfg) if isinstance(cfg, Mapping) else {}
+
+
+def examples_hash(examples: Sequence[Example]) -> str:
+    return sha256_json([[e.user, e.history, e.target] for e in examples])[:16]
+
+
+def _read_done(path: Path, examples: Sequence[Example]) -> dict[int, list[str]]:
+    """Rows already predicted (index -> ranked ids); truncates a half-written tail."""
+    done: dict[int, list[str]] = {}
+    good_bytes = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                row = json.loads(raw)
+                i = int(row["i"])
+                ok = 0 <= i < len(examples) and row["target"] == examples[i].target
+            except (ValueError, KeyError, TypeError):
+                break
+            if not ok:
+                raise LlmrecError(f"{path}: row {i} does not match the examples being evaluated; "
+                                  "delete the file or pass resume=False (--no-resume).")
+            done[i] = [str(x) for x in row["ranked"]]
+            good_bytes += len(raw)
+    if good_bytes != path.stat().st_size:
+        log.warning("%s: dropping a half-written tail (%d bytes)", path, path.stat().st_size - good_bytes)
+        with open(path, "r+b") as f:
+            f.truncate(good_bytes)
+    return done
+
+
+def predict(ranker: Ranker, examples: Sequence[Example], k: int, *, out_dir: str | Path | None = None,
+            batch_size: int = 256, resume: bool = True, progress: bool = True) -> tuple[list[list[str]], int]:
+    """Ranked lists for all examples (resuming from out_dir); returns (rankings, n newly predicted)."""
+    examples = list(examples)
+    done: dict[int, list[str]] = {}
+    pred_file = None
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pred_path, meta_path = out_dir / PREDICTIONS, out_dir / PREDICTIONS_META
+        meta = {"ranker": ranker.name, "config": ranker_config(ranker), "k": k,
+                "examples": examples_hash(examples), "n": len(examples)}
+        old_meta = read_json(meta_path) if meta_path.exists() else None
+        if resume and old_meta == meta and pred_path.exists():
+            done = _read_done(pred_path, examples)
+            if done:
+                log.info("%s: resuming, %d/%d examples already predicted", pred_path, len(done), len(examples))
+        else:
+            pred_path.unlink(missing_ok=True)
+            write_json(meta_path, meta)
+        pred_file = open(pred_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
+    todo = [i for i in range(len(examples)) if i not in done]
+    try:
+        with tqdm(total=len(examples), initial=len(done), desc=f"eval {ranker.name}", unit="ex",
+                  disable=not progress) as bar:
+            for lo in range(0, len(todo), batch_size):
+                idx = todo[lo:lo + batch_size]
+                ranked = ranker.rank([examples[i] for i in idx], k)
+                if len(ranked) != len(idx):
+                    raise LlmrecError(f"ranker {ranker.name!r} returned {len(ranked)} lists for {len(idx)} examples")
+                for i, r in zip(idx, ranked):
+                    done[i] = [str(x) for x in r]
+                if pred_file is not None:
+                    pred_file.write("".join(
+                        json.dumps({"i": i, "user": examples[i].user, "target": examples[i].target,
+                                    "ranked": done[i]}, ensure_ascii=False) + "\n" for i in idx))
+                    pred_file.flush()
+                    os.fsync(pred_file.fileno())
+                bar.update(len(idx))
+    finally:
+        if pred_file is not None:
+            pred_file.close()
+    return [done[i] for i in range(len(examples))], len(todo)
+
+
+def evaluate(ranker: Ranker, examples: Sequence[Example], *, ks: Sequence[int] = DEFAULT_KS,
+             catalogue: Sequence[str], popularity: Mapping[str, int], out_dir: str | Path | None = None,
+             batch_size: int = 256, resume: bool = True, split: str = "test", data_fingerprint: str | None = None,
+             head_frac: float = 0.2, tail_frac: float = 0.5, k: int | None = None, plot: bool = True,
+             progress: bool = True, extra: dict[str, Any] | None = None) -> dict:
+    """Rank every example (top max(ks), or `k`), compute all metrics, write metrics.json + PNG to out_dir."""
+    ks = sorted({int(x) for x in ks})
+    if not ks or ks[0] < 1:
+        raise LlmrecError(f"evaluation cutoffs must be positive integers (got {list(ks)})")
+    k = int(k or ks[-1])
+    examples = list(examples)
+    t0 = time.time()
+    rankings, n_new = predict(ranker, examples, k, out_dir=out_dir, batch_size=batch_size, resume=resume,
+                              progress=progress)
+    seconds = time.time() - t0
+    result = compute_metrics(rankings, [e.target for e in examples], ks=ks, catalogue=catalogue,
+                             popularity=popularity, behaviors=[e.target_behavior for e in examples],
+                             head_frac=head_frac, tail_frac=tail_frac)
+    result = {
+        "format": "llmrec.eval/1",
+        "ranker": ranker.name,
+        "split": split,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "counts": {"examples": len(examples), "users": len({e.user for e in examples}),
+                   "newly_predicted": n_new, "catalogue": len(set(catalogue))},
+        "config": {"k": k, "ks": ks, "batch_size": batch_size, "head_frac": head_frac, "tail_frac": tail_frac,
+                   "ranker": ranker_config(ranker)},
+        "data_fingerprint": data_fingerprint,
+        "examples_hash": examples_hash(examples),
+        "seconds": {"ranking_this_run": round(seconds, 3)},
+        **result,
+        **(extra or {}),
+    }
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        write_json(out_dir / METRICS, result)
+        if plot:
+            from llmrec.eval.plots import plot_metrics
+
+            plot_metrics([result], out_dir / PLOT, title=f"{ranker.name} ({split}, n={len(examples)})")
+    return result
+
+
+def compare_table(metrics_list: Sequence[dict], ks: Sequence[int] | None = None) -> str:
+    """Markdown table: one row per ranker, HR@K / NDCG@K columns, then MRR, valid rate, coverage@max K."""
+    if not metrics_list:
+        return ""
+    ks = list(ks) if ks is not None else sorted(set.intersection(*(set(m["ks"]) for m in metrics_list)))
+    kmax = max(ks)
+    cols = [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks] + ["MRR"]
+    head = ["ranker", "n"] + cols + ["valid", f"cov@{kmax}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for m in metrics_list:
+        cov = m.get("coverage", {}).get(f"@{kmax}")
+        row = [str(m.get("ranker", "?")), str(m.get("n_examples", ""))]
+        row += [f"{m['metrics'][c]:.4f}" for c in cols]
+        row += [f"{m['valid_rate']:.3f}" if "valid_rate" in m else "", f"{cov:.3f}" if cov is not None else ""]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+class LLMRanker:
+    """`Ranker` over a fine-tuned LLM: seqrec prompt -> trie-constrained beam search -> item ids.
+
+    Imports llm / corpus / decode lazily so the evaluator works without them. Loads the model on
+    first use.
+    """
+
+    def __init__(self, model_dir: str | Path, items: Mapping[str, Item] | None = None, *, num_beams: int = 20,
+                 exclude_history: bool = False, name: str | None = None, max_history: int | None = None,
+                 device: str | None = None):
+        self.model_dir = Path(model_dir)
+        self.items = items
+        self.num_beams = num_beams
+        self.exclude_history = exclude_history
+        self.max_history = max_history
+        self.device = device
+        self.name = name or f"llm-{self.model_dir.name}"
+        self._loaded: tuple | None = None
+
+    def config(self) -> dict:
+        return {"type": "LLM", "model_dir": str(self.model_dir), "num_beams": self.num_beams,
+                "exclude_history": self.exclude_history, "max_history": self.max_history}
+
+    def _load(self) -> tuple:
+        if self._loaded is None:
+            from llmrec.decode import SidTrie
+            from llmrec.llm import load_model
+
+            model, tokenizer, sid_map = load_model(self.model_dir)
+            if self.device:
+                model.to(self.device)
+            model.eval()
+            trie = SidTrie.from_sidmap(sid_map, tokenizer)
+            self._loaded = (model, tokenizer, sid_map, trie)
+        return self._loaded
+
+    def rank(self, examples: list[Example], k: int) -> list[list[str]]:
+        from llmrec.corpus import render_prompt, seqrec_messages
+        from llmrec.decode import recommend
+
+        model, tokenizer, sid_map, trie = self._load()
+        if k > self.num_beams:
+            raise LlmrecError(f"LLM ranker: k={k} needs num_beams >= k (got --num-beams {self.num_beams}).")
+        prompts = [render_prompt(tokenizer, seqrec_messages(e.history, sid_map, self.items,
+                                                            max_history=self.max_history))
+                   for e in examples]
+        exclude = [list(e.history) for e in examples] if self.exclude_history else None
+        out = recommend(model, tokenizer, trie, prompts, k=k, num_beams=self.num_beams, exclude=exclude)
+        return [[item for item, _score in row] for row in out]
