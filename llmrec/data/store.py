@@ -40,6 +40,8 @@ def save_prepared(out_dir: str | Path, dataset: RecDataset, split: Split,
         write_jsonl(tmp / "interactions.jsonl", (x.to_dict() for x in dataset.interactions))
         write_jsonl(tmp / "train.jsonl", ({"user": u, "events": [x.to_dict() for x in seq]}
                                            for u, seq in split.train.items()))
+        if dataset.users:
+            write_jsonl(tmp / "users.jsonl", ({"user": u, **attrs} for u, attrs in dataset.users.items()))
         write_jsonl(tmp / "valid.jsonl", (e.to_dict() for e in split.valid))
         write_jsonl(tmp / "test.jsonl", (e.to_dict() for e in split.test))
         counts = dataset.counts()
@@ -70,8 +72,11 @@ def load_prepared(data_dir: str | Path) -> PreparedData:
     manifest = read_json(data_dir / MANIFEST)
     items = {d["id"]: Item.from_dict(d) for d in read_jsonl(data_dir / "items.jsonl")}
     inter = [Interaction.from_dict(d) for d in read_jsonl(data_dir / "interactions.jsonl")]
+    users = {}
+    if (data_dir / "users.jsonl").exists():
+        users = {str(r.pop("user")): r for r in read_jsonl(data_dir / "users.jsonl")}
     ds = RecDataset(name=manifest["name"], items=items, interactions=inter,
-                    source=manifest.get("source", {}), dropped=manifest.get("dropped", {}))
+                    source=manifest.get("source", {}), dropped=manifest.get("dropped", {}), users=users)
     train = {r["user"]: [Interaction.from_dict(x) for x in r["events"]] for r in read_jsonl(data_dir / "train.jsonl")}
     opts = dict(manifest.get("split", {}))
     method = opts.pop("method", "loo")

@@ -1,0 +1,61 @@
+"""`llmrec data prepare`: load a dataset, filter, split, and write runs/NAME/data/ atomically."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from llmrec.data.loaders import dataset_summary, load_dataset
+from llmrec.data.records import RecDataset
+from llmrec.data.splits import make_split, split_summary
+from llmrec.data.store import MANIFEST, load_prepared, save_prepared
+from llmrec.io import LlmrecError
+
+log = logging.getLogger(__name__)
+
+
+def data_dir_of(run_or_data_dir: str | Path) -> Path:
+    """runs/NAME -> runs/NAME/data; a folder that already holds a manifest is returned as is."""
+    p = Path(run_or_data_dir)
+    if (p / MANIFEST).exists() or p.name == "data":
+        return p
+    return p / "data"
+
+
+def prepare_data(dataset: str | Path | RecDataset, out_dir: str | Path, split: str = "auto",
+                 max_history: int | None = 20, short_users: str = "drop",
+                 ratios: Sequence[float] = (8, 1, 1), **load_options: Any) -> Path:
+    """Load (unless given a RecDataset), split, and save to `<out_dir>/data/`; returns that folder.
+
+    `out_dir` is the run directory (runs/NAME); if it is already named `data` it is used as is.
+    split: 'auto' (the source's own split when it ships one, e.g. MiniOneRec, else 'loo'), 'loo',
+    'time' or 'native'. Nothing is written unless every step succeeds: an existing data folder
+    stays untouched on error.
+    """
+    t0 = time.perf_counter()
+    ds = dataset if isinstance(dataset, RecDataset) else load_dataset(str(dataset), **load_options)
+    if isinstance(dataset, RecDataset) and load_options:
+        raise LlmrecError(f"loader options {sorted(load_options)} given with an already loaded dataset; "
+                          "pass the dataset name or path instead.")
+    sp = make_split(ds, method=split, max_history=max_history, short_users=short_users, ratios=ratios)
+    if not sp.test:
+        raise LlmrecError(f"dataset {ds.name!r}: the {sp.method} split produced no test examples "
+                          f"(drops: {sp.options.get('dropped')}); lower the filters or use another split.")
+    for k, v in (sp.options.get("dropped") or {}).items():
+        ds.dropped[f"split:{k}"] = v
+    target = data_dir_of(out_dir)
+    save_prepared(target, ds, sp, extra={"prepare_seconds": round(time.perf_counter() - t0, 3)})
+    log.info("wrote %s", target)
+    return target
+
+
+def summarize(data_dir: str | Path) -> dict[str, Any]:
+    """Stats of a prepared data folder (what `llmrec data stats` prints)."""
+    prepared = load_prepared(data_dir_of(data_dir))
+    out = dataset_summary(prepared.dataset)
+    out["split"] = split_summary(prepared.split)
+    out["fingerprint"] = prepared.fingerprint
+    out["name"] = prepared.manifest.get("name")
+    return out
