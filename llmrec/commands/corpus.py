@@ -1,0 +1,101 @@
+"""`llmrec corpus build|show`: the instruction corpus of a run (runs/NAME/corpus)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from llmrec.io import LlmrecError
+
+
+def _load_tokenizer(path: str | None):
+    if not path:
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise LlmrecError(f"--tokenizer {path}: cannot load a tokenizer there ({e}).") from e
+
+
+def _build(args: argparse.Namespace) -> int:
+    from llmrec.corpus.build import CorpusConfig, build_corpus_with_manifest, save_corpus
+    from llmrec.data.store import load_prepared
+    from llmrec.sid.sidmap import SidMap
+
+    run = Path(args.run)
+    sid_path = run / "sid" / "sid_map.json"
+    if not sid_path.exists():
+        raise LlmrecError(f"{sid_path} not found; run `llmrec sid build --run {run}` first.")
+    config = CorpusConfig.from_yaml(args.config) if args.config else CorpusConfig()
+    if args.max_history is not None:
+        config.max_history = args.max_history
+    if args.tasks:
+        config.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if args.seed is not None:
+        config.seed = args.seed
+    if args.no_paraphrases:
+        config.paraphrases = False
+    if args.prompts_dir:
+        config.prompts_dir = args.prompts_dir
+    config.resolved_tasks()
+    prepared = load_prepared(run / "data")
+    sid_map = SidMap.load(sid_path)
+    corpus, manifest = build_corpus_with_manifest(prepared, sid_map, config, tokenizer=_load_tokenizer(args.tokenizer))
+    out = save_corpus(Path(args.out) if args.out else run / "corpus", corpus, manifest)
+    print(json.dumps({"corpus": str(out), "style": manifest["style"], "counts": manifest["counts"],
+                      "skipped": manifest["skipped"]}, indent=2))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from llmrec.corpus.build import load_corpus
+    from llmrec.corpus.render import render_example
+
+    if not (args.run or args.corpus):
+        raise LlmrecError("corpus show: give --run runs/NAME or --corpus FOLDER.")
+    corpus_dir = Path(args.corpus) if args.corpus else Path(args.run) / "corpus"
+    corpus = load_corpus(corpus_dir)
+    if args.split not in corpus:
+        raise LlmrecError(f"{corpus_dir}: no split {args.split!r}; splits are {list(corpus)}.")
+    ds = corpus[args.split]
+    tasks = ds["task"]
+    rows = [i for i, t in enumerate(tasks) if args.task in (None, t)][: args.n]
+    if not rows:
+        raise LlmrecError(f"{corpus_dir}: split {args.split} has no rows for task {args.task!r}; "
+                          f"tasks present: {sorted(set(tasks))}.")
+    tokenizer = _load_tokenizer(args.tokenizer)
+    for i in rows:
+        r = ds[i]
+        print(f"=== {args.split}[{i}] task={r['task']} user={r['user']} target={r['target']}")
+        print(render_example(tokenizer, r["prompt"], r["completion"]))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("corpus", help="build or inspect the instruction corpus (LC-Rec style tasks)")
+    cmds = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+
+    b = cmds.add_parser("build", help="runs/NAME/data + runs/NAME/sid/sid_map.json -> runs/NAME/corpus")
+    b.add_argument("--run", required=True, help="run folder (runs/NAME)")
+    b.add_argument("--config", help="yaml with CorpusConfig keys (optionally under `corpus:`)")
+    b.add_argument("--max-history", type=int, help="history length of sliding windows (default 20)")
+    b.add_argument("--tasks", help="comma list of families (seqrec,item2sid,sid2item,fusion,behavior) or tasks")
+    b.add_argument("--seed", type=int, help="seed for paraphrase choice and sampling")
+    b.add_argument("--no-paraphrases", action="store_true", help="always use the first template of each task")
+    b.add_argument("--prompts-dir", help="folder of *.yaml templates overriding the shipped ones")
+    b.add_argument("--tokenizer", help="tokenizer/model folder: plain-text rows if it has no chat template")
+    b.add_argument("--out", help="output folder (default runs/NAME/corpus)")
+    b.set_defaults(func=_build)
+
+    s = cmds.add_parser("show", help="print rendered examples")
+    s.add_argument("--run", help="run folder (reads runs/NAME/corpus)")
+    s.add_argument("--corpus", help="corpus folder (instead of --run)")
+    s.add_argument("--task", help="only this task (default: any)")
+    s.add_argument("--split", default="train", choices=["train", "valid", "test"])
+    s.add_argument("-n", type=int, default=3, help="how many examples")
+    s.add_argument("--tokenizer", help="render through this tokenizer's chat template (default: plain format)")
+    s.set_defaults(func=_show)
+

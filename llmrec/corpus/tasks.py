@@ -1,0 +1,104 @@
+"""Prompt builders for every task: fields in, chat messages out.
+
+`seqrec_messages` is THE prompt for next-item recommendation: the corpus (train/valid/test), eval,
+GRPO and serving all call it, so a model is always asked the same way it was trained.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llmrec.corpus.templates import PromptLibrary, load_templates
+from llmrec.data.records import Item
+from llmrec.io import LlmrecError
+from llmrec.sid.sidmap import SidMap
+
+HISTORY_SEP = ", "
+Message = dict[str, str]
+
+
+def clip_text(text: str, max_chars: int | None) -> str:
+    """Collapse whitespace and cut at a word boundary to at most `max_chars` (+ '...')."""
+    text = re.sub(r"\s+", " ", str(text or "")).strip()
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    cut = text[:max_chars].rsplit(" ", 1)[0] or text[:max_chars]
+    return cut.rstrip(" ,.;:") + "..."
+
+
+def item_field(item: Item | None, name: str) -> str:
+    """An item's text field (`title`, `description`, `brand`, or a key of `features`); '' if absent."""
+    if item is None:
+        return ""
+    if name == "categories":
+        return ", ".join(item.categories)
+    value = getattr(item, name, None) if name in ("title", "description", "brand") else item.features.get(name)
+    return str(value or "").strip()
+
+
+def sid_of(sid_map: SidMap, item_id: str) -> str:
+    """'<a_1><b_2><c_3>' for an item; a clear error for an item without a Semantic ID."""
+    if item_id not in sid_map:
+        raise LlmrecError(f"item {item_id!r} has no Semantic ID in the SidMap "
+                          f"(fingerprint {sid_map.fingerprint}); rebuild the SID map for this catalogue.")
+    return sid_map.sid_string(item_id)
+
+
+def sid_history(item_ids: Sequence[str], sid_map: SidMap) -> str:
+    """SIDs (no spaces inside a SID) joined by ', ', oldest first."""
+    return HISTORY_SEP.join(sid_of(sid_map, i) for i in item_ids)
+
+
+def title_history(item_ids: Sequence[str], items: Mapping[str, Item], title_field: str = "title",
+                  max_chars: int | None = 120) -> str:
+    """Quoted titles joined by ', ', oldest first."""
+    return HISTORY_SEP.join(f'"{clip_text(item_field(items.get(i), title_field), max_chars)}"' for i in item_ids)
+
+
+def behavior_history(item_ids: Sequence[str], behaviors: Sequence[str], sid_map: SidMap,
+                     library: PromptLibrary) -> str:
+    """'[view] <a_1><b_2><c_3>, [buy] <a_4>...' (behavior tag, space, SID)."""
+    if len(item_ids) != len(behaviors):
+        raise LlmrecError(f"behavior history: {len(item_ids)} items but {len(behaviors)} behaviors.")
+    return HISTORY_SEP.join(f"[{library.behavior_name(b)}] {sid_of(sid_map, i)}"
+                            for i, b in zip(item_ids, behaviors))
+
+
+def make_messages(task: str, fields: Mapping[str, Any], *, library: PromptLibrary | None = None,
+                  template_index: int | None = None, seed: int = 0, key: str | None = None,
+                  system: bool = True) -> list[Message]:
+    """[system, user] messages for `task`; paraphrase = template_index, else chosen from (seed, task, key)."""
+    library = library or load_templates()
+    tpl = library[task]
+    index = template_index if template_index is not None else tpl.choose(seed, key)
+    user = tpl.render(index, **fields)
+    out: list[Message] = []
+    if system and tpl.system:
+        out.append({"role": "system", "content": tpl.system})
+    out.append({"role": "user", "content": user})
+    return out
+
+
+def completion_messages(text: str) -> list[Message]:
+    """The assistant turn TRL trains on (answer-only loss)."""
+    return [{"role": "assistant", "content": text}]
+
+
+def seqrec_messages(history_item_ids: Sequence[str], sid_map: SidMap, items: Mapping[str, Item] | None = None,
+                    template_index: int | None = None, *, seed: int = 0, key: str | None = None,
+                    max_history: int | None = None, library: PromptLibrary | None = None) -> list[Message]:
+    """Next-item prompt from a history of item ids (oldest first): the one function every stage uses.
+
+    `max_history` keeps the most recent items. With neither `template_index` nor `key`, paraphrase 0
+    is used (what eval and serving use by default). `items` is accepted for a uniform signature with
+    the text tasks; the seqrec prompt itself shows Semantic IDs only.
+    """
+    history = list(history_item_ids)
+    if max_history is not None and max_history > 0:
+        history = history[-max_history:]
+    if not history:
+        raise LlmrecError("seqrec prompt needs at least one history item.")
+    return make_messages("seqrec", {"history": sid_history(history, sid_map)}, library=library,
+                         template_index=template_index, seed=seed, key=key)
