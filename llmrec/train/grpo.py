@@ -82,7 +82,7 @@ def build_rl_dataset(inputs, settings: GRPOSettings, seed: int):
     plus item2sid prompts; columns: prompt (messages), target, history, task."""
     from datasets import Dataset
 
-    from llmrec.corpus import item2sid_messages, seqrec_messages
+    from llmrec.corpus import make_messages, seqrec_messages
 
     rng = random.Random(seed)
     items = inputs.prepared.items
@@ -90,12 +90,13 @@ def build_rl_dataset(inputs, settings: GRPOSettings, seed: int):
     rng.shuffle(examples)
     rows = []
     for ex in examples[: settings.num_seqrec]:
-        rows.append({"prompt": seqrec_messages(ex.history, inputs.sid_map, items, seed=seed, key=ex.user),
+        rows.append({"prompt": seqrec_messages(ex.history, inputs.sid_map, items, template_index=0),
                      "target": ex.target, "history": ex.history, "task": "seqrec"})
     with_title = [i for i, it in items.items() if it.title and i in inputs.sid_map]
     rng.shuffle(with_title)
     for item_id in with_title[: settings.num_item2sid]:
-        rows.append({"prompt": item2sid_messages(items[item_id], seed=seed), "target": item_id,
+        prompt = make_messages("item2sid_title", {"title": items[item_id].title}, seed=seed, key=item_id)
+        rows.append({"prompt": prompt, "target": item_id,
                      "history": [], "task": "item2sid"})
     rng.shuffle(rows)
     if not rows:

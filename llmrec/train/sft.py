@@ -56,12 +56,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     inputs = load_run_inputs(recipe.run)
     out_dir = Path(recipe.output or inputs.run_dir / "sft")
     corpus_dir = inputs.run_dir / "corpus"
-    corpus = load_corpus(corpus_dir)
-    fp = corpus.manifest.get("sid_fingerprint") if hasattr(corpus, "manifest") else None
-    if fp and fp != inputs.sid_map.fingerprint:
-        raise LlmrecError(f"{corpus_dir} was built with SidMap {fp}, but {inputs.run_dir}/sid has "
-                          f"{inputs.sid_map.fingerprint}; rebuild the corpus (`llmrec corpus build`).")
-    datasets = corpus.datasets if hasattr(corpus, "datasets") else corpus
+    datasets = load_corpus(corpus_dir, sid_map=inputs.sid_map)
     torch.manual_seed(recipe.train.seed)
     t0 = time.time()
     model, tokenizer = load_base(recipe.model.preset, sid_map=inputs.sid_map, items=inputs.prepared.items,
