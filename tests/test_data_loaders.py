@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 
 import pytest
@@ -68,7 +69,7 @@ def test_movielens_fields_and_behaviors(data_root):
     assert {x.rating for x in ds.interactions} == {1.0, 2.0, 3.0, 4.0, 5.0}
     assert ds.behaviors == ["interact"]
     first = ds.sequences()["196"]
-    assert all(a.timestamp <= b.timestamp for a, b in zip(first, first[1:]))
+    assert all(a.timestamp <= b.timestamp for a, b in itertools.pairwise(first))
     lv = load_dataset("movielens_100k", rating_behavior="levels")
     assert lv.behaviors == [f"rating_{i}" for i in range(1, 6)]
     bi = load_dataset("movielens_100k", rating_behavior="binary")

@@ -16,8 +16,9 @@ import io
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from llmrec.data.records import DEFAULT_BEHAVIOR, Example, Interaction, Item, RecDataset
 from llmrec.io import LlmrecError, data_dir, sha256_file
@@ -269,7 +270,7 @@ def _load_taobao(path: Path) -> _Loaded:
         item_cats[item].add(cat)
         interactions.append(Interaction(user=user, item=item, timestamp=t, position=lineno, behavior=beh))
     items = {iid: Item(id=iid, categories=sorted(cats),
-                       features={"category_id": sorted(cats)[0] if len(cats) == 1 else sorted(cats)})
+                       features={"category_id": min(cats) if len(cats) == 1 else sorted(cats)})
              for iid, cats in item_cats.items()}
     return _Loaded(items, interactions, [path], "taobao", checked_items=False)
 
@@ -468,7 +469,7 @@ def detect_format(path: Path) -> str:
         raise LlmrecError(f"{path}: cannot tell the dataset format from the folder contents; pass "
                           f"format= one of {', '.join(FORMATS)}.")
     name = path.name
-    if name.endswith(".inter.json") or name.endswith(".item.json"):
+    if name.endswith((".inter.json", ".item.json")):
         return "lcrec"
     if name in ("u.data", "u.item"):
         return "movielens"

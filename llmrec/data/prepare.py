@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from llmrec.data.loaders import dataset_summary, load_dataset
 from llmrec.data.records import RecDataset

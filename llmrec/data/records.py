@@ -24,7 +24,7 @@ class Item:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Item":
+    def from_dict(cls, d: dict) -> Item:
         return cls(
             id=str(d["id"]),
             title=d.get("title", "") or "",
@@ -57,7 +57,7 @@ class Interaction:
                 "behavior": self.behavior, "rating": self.rating}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Interaction":
+    def from_dict(cls, d: dict) -> Interaction:
         return cls(
             user=str(d["user"]),
             item=str(d["item"]),
@@ -79,7 +79,7 @@ class RecDataset:
     dropped: dict[str, int] = field(default_factory=dict)  # counted drops, reason -> count
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # optional per-user attributes
     # held-out examples supplied by the source itself (e.g. MiniOneRec valid/test csv rows)
-    presplit: dict[str, list["Example"]] = field(default_factory=dict)
+    presplit: dict[str, list[Example]] = field(default_factory=dict)
 
     @property
     def behaviors(self) -> list[str]:
@@ -119,7 +119,7 @@ class Example:
                 "timestamp": self.timestamp}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Example":
+    def from_dict(cls, d: dict) -> Example:
         return cls(
             user=str(d["user"]),
             history=[str(x) for x in d["history"]],

@@ -7,7 +7,8 @@ target event is never a training target. Users or events a split cannot use are 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from llmrec.data.records import Example, Interaction, RecDataset, Split
 from llmrec.io import LlmrecError
