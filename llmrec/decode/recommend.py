@@ -91,7 +91,11 @@ def _beam_search(model, trie: SidTrie, input_ids: torch.Tensor, attention_mask: 
     fin_s = torch.full((R, N), neg, device=dev)
     fin_n = torch.full((R, N), -1, dtype=torch.long, device=dev)
     end_ids = trie.end_ids_t
-    rows = torch.arange(R, device=dev)
+    prompt_ok = attention_mask.bool()  # (R, P)
+    widths: list[int] = []
+    P = prompt_ok.shape[1]
+    path = torch.zeros(R, 1, 0, dtype=torch.long, device=dev)  # beam slot per depth (tree attention)
+    neg_mask = torch.finfo(next(model.parameters()).dtype).min
     for step in range(trie.max_depth + 1):
         W = nodes.shape[1]
         flat = nodes.reshape(-1)
@@ -126,18 +130,24 @@ def _beam_search(model, trie: SidTrie, input_ids: torch.Tensor, attention_mask: 
         improvable = alive.any(1) & (~full | (run_s[:, 0] > fin_s[:, -1]))
         if not bool(improvable.any()):
             break
+        M = run_s.shape[1]
         tok = torch.where(alive, ctok.view(R, W * D).gather(1, run_i), trie.pad_id)
         nodes = torch.where(alive, cnode.view(R, W * D).gather(1, run_i), trie.done)
         scores = run_s
-        src = (rows.view(-1, 1) * W + run_i // D).view(-1)
-        cache.reorder_cache(src)
-        attention_mask = torch.cat([attention_mask[src], attention_mask.new_ones(src.shape[0], 1)], 1)
-        step_pos = next_pos[src]
-        out = model(input_ids=tok.view(-1, 1), attention_mask=attention_mask,
-                    position_ids=step_pos.view(-1, 1), cache=cache, use_cache=True)
+        # Tree attention: the new beam tokens of a row share one sequence (no per-beam copy of the
+        # prompt cache); each attends to the prompt and to its own ancestors only.
+        parent = run_i // D
+        path = torch.cat([path.gather(1, parent.unsqueeze(-1).expand(R, M, path.shape[2])),
+                          torch.arange(M, device=dev).view(1, M, 1).expand(R, M, 1)], 2)
+        widths.append(M)
+        gen_ok = torch.cat([F.one_hot(path[:, :, d], w).bool() for d, w in enumerate(widths)], 2)
+        ok = torch.cat([prompt_ok.unsqueeze(1).expand(R, M, P), gen_ok], 2)
+        mask4 = torch.zeros(ok.shape, dtype=next(model.parameters()).dtype, device=dev)
+        mask4 = mask4.masked_fill(~ok, neg_mask).unsqueeze(1)
+        pos_ids = (next_pos + step).view(R, 1).expand(R, M)
+        out = model(input_ids=tok, attention_mask=mask4, position_ids=pos_ids, cache=cache, use_cache=True)
         cache = out.cache
-        logp = F.log_softmax(out.logits[:, -1].float(), dim=-1)
-        next_pos = step_pos + 1
+        logp = F.log_softmax(out.logits.float(), dim=-1).view(R * M, -1)
     return fin_s, fin_n
 
 
