@@ -66,7 +66,7 @@ def _parse_ratios(text: str) -> list[float]:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from llmrec.data.prepare import prepare_data, summarize
+    from llmrec.data.prepare import prepare_and_summarize
 
     opts = {"min_user_interactions": args.min_user_interactions,
             "min_item_interactions": args.min_item_interactions,
@@ -76,9 +76,9 @@ def run_prepare(args: argparse.Namespace) -> int:
     if args.format:
         opts["format"] = args.format
     t0 = time.perf_counter()
-    out = prepare_data(args.dataset, args.out, split=args.split, max_history=args.max_history or None,
-                       short_users=args.short_users, ratios=_parse_ratios(args.ratios), **opts)
-    s = summarize(out)
+    out, s = prepare_and_summarize(args.dataset, args.out, split=args.split,
+                                   max_history=args.max_history or None, short_users=args.short_users,
+                                   ratios=_parse_ratios(args.ratios), **opts)
     print(f"prepared {s['name']} -> {out} in {time.perf_counter() - t0:.1f}s")
     _print_summary(s)
     return 0

@@ -12,7 +12,7 @@ from llmrec.data.loaders import dataset_summary, load_dataset
 from llmrec.data.records import RecDataset
 from llmrec.data.splits import make_split, split_summary
 from llmrec.data.store import MANIFEST, load_prepared, save_prepared
-from llmrec.io import LlmrecError
+from llmrec.io import LlmrecError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,18 @@ def prepare_data(dataset: str | Path | RecDataset, out_dir: str | Path, split: s
                  max_history: int | None = 20, short_users: str = "drop",
                  ratios: Sequence[float] = (8, 1, 1), **load_options: Any) -> Path:
     """Load (unless given a RecDataset), split, and save to `<out_dir>/data/`; returns that folder.
+
+    See `prepare_and_summarize` for the arguments.
+    """
+    return prepare_and_summarize(dataset, out_dir, split=split, max_history=max_history,
+                                 short_users=short_users, ratios=ratios, **load_options)[0]
+
+
+def prepare_and_summarize(dataset: str | Path | RecDataset, out_dir: str | Path, split: str = "auto",
+                          max_history: int | None = 20, short_users: str = "drop",
+                          ratios: Sequence[float] = (8, 1, 1),
+                          **load_options: Any) -> tuple[Path, dict[str, Any]]:
+    """Like prepare_data, also returning the summary `llmrec data stats` would print.
 
     `out_dir` is the run directory (runs/NAME); if it is already named `data` it is used as is.
     split: 'auto' (the source's own split when it ships one, e.g. MiniOneRec, else 'loo'), 'loo',
@@ -49,7 +61,9 @@ def prepare_data(dataset: str | Path | RecDataset, out_dir: str | Path, split: s
     target = data_dir_of(out_dir)
     save_prepared(target, ds, sp, extra={"prepare_seconds": round(time.perf_counter() - t0, 3)})
     log.info("wrote %s", target)
-    return target
+    summary = {**dataset_summary(ds), "split": split_summary(sp), "name": ds.name,
+               "fingerprint": read_json(target / MANIFEST)["fingerprint"]}
+    return target, summary
 
 
 def summarize(data_dir: str | Path) -> dict[str, Any]:
