@@ -129,3 +129,37 @@ def load_recipe(cls: type[T], path: str | Path | None, overrides: list[str] | No
 
 def recipe_to_dict(recipe: Any) -> dict[str, Any]:
     return dataclasses.asdict(recipe)
+
+
+@register_config_class
+@dataclass
+class GRPOSettings:
+    """The RL-specific knobs."""
+
+    num_generations: int = 8  # G: items per group
+    rollout: str = "beam"  # beam (distinct top-G items) | sample (constrained sampling)
+    temperature: float = 1.0  # for rollout=sample
+    beta: float = 0.04  # KL to the reference policy (SFT model; base with adapter disabled under LoRA)
+    loss_type: str = "grpo"
+    scale_rewards: str = "group"
+    rewards: dict[str, float] = field(default_factory=lambda: {"rule": 1.0, "ranking": 1.0, "valid": 1.0})
+    num_seqrec: int = 2000  # RL prompts sampled from training sequences
+    num_item2sid: int = 200  # RL prompts asking for an item's SID from its title
+    max_history: int = 20
+    eval_every: int = 50  # steps between validation HR/NDCG runs (0: off)
+    eval_samples: int = 200
+    eval_beams: int = 20
+    sasrec_dir: str | None = None  # for the collaborative reward (default RUN/baselines/sasrec)
+
+
+@register_config_class
+@dataclass
+class GRPORecipe:
+    run: str = "runs/demo"
+    init_model: str | None = None  # default RUN/sft/model
+    output: str | None = None  # default RUN/grpo
+    adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(mode="full"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=1e-5, batch_size=8,
+                                                                  logging_steps=5, save_steps=100))
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    resume: bool | str = False

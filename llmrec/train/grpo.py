@@ -20,7 +20,6 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,15 @@ import torch
 from transformers import TrainerCallback
 
 from llmrec.io import LlmrecError, write_json
-from llmrec.train.common import WallTimeLimit, common_training_kwargs, latest_checkpoint, load_run_inputs, peft_config_for
-from llmrec.train.config import AdapterConfig, TrainConfig, load_recipe, recipe_to_dict, register_config_class
+from llmrec.train.args import add_grpo_arguments, grpo_recipe_from_args
+from llmrec.train.common import (
+    WallTimeLimit,
+    common_training_kwargs,
+    latest_checkpoint,
+    load_run_inputs,
+    peft_config_for,
+)
+from llmrec.train.config import GRPORecipe, GRPOSettings, recipe_to_dict
 from llmrec.train.rewards import (
     CompletionItems,
     collaborative_reward,
@@ -41,40 +47,6 @@ from llmrec.train.rewards import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@register_config_class
-@dataclass
-class GRPOSettings:
-    """The RL-specific knobs."""
-
-    num_generations: int = 8  # G: items per group
-    rollout: str = "beam"  # beam (distinct top-G items) | sample (constrained sampling)
-    temperature: float = 1.0  # for rollout=sample
-    beta: float = 0.04  # KL to the reference policy (SFT model; base with adapter disabled under LoRA)
-    loss_type: str = "grpo"
-    scale_rewards: str = "group"
-    rewards: dict[str, float] = field(default_factory=lambda: {"rule": 1.0, "ranking": 1.0, "valid": 1.0})
-    num_seqrec: int = 2000  # RL prompts sampled from training sequences
-    num_item2sid: int = 200  # RL prompts asking for an item's SID from its title
-    max_history: int = 20
-    eval_every: int = 50  # steps between validation HR/NDCG runs (0: off)
-    eval_samples: int = 200
-    eval_beams: int = 20
-    sasrec_dir: str | None = None  # for the collaborative reward (default RUN/baselines/sasrec)
-
-
-@register_config_class
-@dataclass
-class GRPORecipe:
-    run: str = "runs/demo"
-    init_model: str | None = None  # default RUN/sft/model
-    output: str | None = None  # default RUN/grpo
-    adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(mode="full"))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=1e-5, batch_size=8,
-                                                                  logging_steps=5, save_steps=100))
-    grpo: GRPOSettings = field(default_factory=GRPOSettings)
-    resume: bool | str = False
 
 
 def build_rl_dataset(inputs, settings: GRPOSettings, seed: int):
@@ -357,37 +329,13 @@ def _plot(history: list[dict], validation: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="recipe yaml (e.g. recipes/tiny-cpu/grpo.yaml)")
-    parser.add_argument("--run", help="run directory (overrides the recipe's `run`)")
-    parser.add_argument("--init-model", help="model to start from (default RUN/sft/model)")
-    parser.add_argument("--output", help="output directory (default RUN/grpo)")
-    parser.add_argument("--max-steps", type=int, help="override train.max_steps")
-    parser.add_argument("--max-minutes", type=float, help="override train.max_minutes")
-    parser.add_argument("--resume", action="store_true", help="resume from the latest checkpoint")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any recipe field, e.g. --set grpo.beta=0.02")
-
-
-def recipe_from_args(args: argparse.Namespace) -> GRPORecipe:
-    overrides = list(args.set)
-    for flag, key in (("run", "run"), ("init_model", "init_model"), ("output", "output"),
-                      ("max_steps", "train.max_steps"), ("max_minutes", "train.max_minutes")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.resume:
-        overrides.append("resume=true")
-    return load_recipe(GRPORecipe, args.config, overrides)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmrec.train.grpo", description=__doc__.splitlines()[0])
-    add_arguments(parser)
+    add_grpo_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        summary = run_grpo(recipe_from_args(args))
+        summary = run_grpo(grpo_recipe_from_args(args))
     except LlmrecError as e:
         print(f"llmrec: error: {e}")
         return 1

@@ -9,7 +9,8 @@ skip_special_tokens=True). Completions of one prompt arrive as a consecutive gro
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,10 +26,10 @@ class CompletionItems:
                  stop_ids: Sequence[int] = ()):
         self.sid_map = sid_map
         self.token_to_level_code = token_to_level_code
-        self.stop_ids = set(int(i) for i in stop_ids)
+        self.stop_ids = {int(i) for i in stop_ids}
 
     @classmethod
-    def from_tokenizer(cls, tokenizer, sid_map: SidMap) -> "CompletionItems":
+    def from_tokenizer(cls, tokenizer, sid_map: SidMap) -> CompletionItems:
         from llmrec.sid.sidmap import parse_sid_token
 
         table = {}

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from llmrec.io import LlmrecError, write_json
+from llmrec.train.args import add_sft_arguments, sft_recipe_from_args
 from llmrec.train.common import (
     WallTimeLimit,
     common_training_kwargs,
@@ -25,7 +26,7 @@ from llmrec.train.common import (
     load_run_inputs,
     peft_config_for,
 )
-from llmrec.train.config import SFTRecipe, load_recipe, recipe_to_dict
+from llmrec.train.config import SFTRecipe, recipe_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -167,36 +168,13 @@ def _plot_losses(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="recipe yaml (e.g. recipes/tiny-cpu/sft.yaml)")
-    parser.add_argument("--run", help="run directory (overrides the recipe's `run`)")
-    parser.add_argument("--output", help="output directory (default RUN/sft)")
-    parser.add_argument("--max-steps", type=int, help="override train.max_steps")
-    parser.add_argument("--max-minutes", type=float, help="override train.max_minutes")
-    parser.add_argument("--resume", action="store_true", help="resume from the latest checkpoint")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any recipe field, e.g. --set train.learning_rate=1e-4")
-
-
-def recipe_from_args(args: argparse.Namespace) -> SFTRecipe:
-    overrides = list(args.set)
-    for flag, key in (("run", "run"), ("output", "output"), ("max_steps", "train.max_steps"),
-                      ("max_minutes", "train.max_minutes")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.resume:
-        overrides.append("resume=true")
-    return load_recipe(SFTRecipe, args.config, overrides)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmrec.train.sft", description=__doc__.splitlines()[0])
-    add_arguments(parser)
+    add_sft_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        summary = run_sft(recipe_from_args(args))
+        summary = run_sft(sft_recipe_from_args(args))
     except LlmrecError as e:
         print(f"llmrec: error: {e}")
         return 1
