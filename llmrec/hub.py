@@ -178,7 +178,7 @@ def model_card(config: Mapping[str, Any], metrics: list[dict], repo_id: str | No
 
 # {name}
 
-A generative recommender built with [llmrec](https://github.com/): an LLM that answers with
+A generative recommender built with llmrec: an LLM that answers with
 Semantic IDs (SIDs), decoded under a trie constraint so every answer is a real catalogue item.
 
 - Base model: `{base}`; weights: {config.get("weights", "full")} (safetensors)

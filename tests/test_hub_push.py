@@ -166,3 +166,31 @@ def test_lora_adapter_is_merged_into_bundle(rec, tmp_path):
     assert cfg_json["weights"].startswith("full")
     back = Recommender.from_pretrained(bundle)
     assert [(r.item_id, round(r.score, 3)) for r in back.recommend(hist, k=6)] == want
+
+
+def test_bundle_from_run_has_card_metrics_and_provenance(rec, tmp_path):
+    from llmrec.cli import main
+    from llmrec.data.records import Interaction, RecDataset, Split
+    from llmrec.data.store import save_prepared
+    from llmrec.io import write_json
+    from llmrec.llm import save_model
+    from llmrec.serve import Recommender
+
+    run = tmp_path / "runs" / "sci"
+    inter = [Interaction(user="u1", item=i, position=n) for n, i in enumerate(["49", "53", "12"])]
+    ds = RecDataset(name="amazon18_scientific", items=rec.items, interactions=inter,
+                    source={"path": "amazon18_scientific", "sha256": {"Scientific.item.json": "abc123"}})
+    save_prepared(run / "data", ds, Split(train={"u1": inter[:1]}, valid=[], test=[]))
+    save_model(rec.model, rec.tokenizer, rec.sid_map, run / "sft" / "model")
+    write_json(run / "eval" / "metrics.json", {
+        "ranker": "llm-sft", "split": "test", "n_examples": 10, "ks": [1, 5], "valid_rate": 1.0,
+        "metrics": {"HR@1": 0.1, "HR@5": 0.3, "NDCG@1": 0.1, "NDCG@5": 0.2, "MRR": 0.15}})
+    out = tmp_path / "bundle"
+    assert main(["bundle", "--run", str(run), "--out", str(out)]) == 0
+    card = (out / "README.md").read_text()
+    assert "| llm-sft | 10 |" in card and "0.3000" in card  # metrics table
+    assert "amazon18_scientific" in card and "abc123" in card  # data provenance
+    cfg = json.loads((out / "llmrec_config.json").read_text())
+    assert cfg["data"]["fingerprint"] and cfg["metrics"][0]["ranker"] == "llm-sft"
+    back = Recommender.from_pretrained(out)
+    assert [r.item_id for r in back.recommend(["49"], k=3)] == [r.item_id for r in rec.recommend(["49"], k=3)]

@@ -54,7 +54,7 @@ def chat_reply(rec: Recommender, message: str, history: Sequence[str] | None = N
     k = max(1, min(k, len(rec.sid_map) - len(resolved)))
     items = rec.recommend([m.item_id for m in resolved], k=k, exclude_seen=True)
     names = "; ".join(
-        f"{m.title}" + (f" (from \"{m.phrase}\")" if m.method not in ("exact", "id") and m.phrase != message else "")
+        m.title.rstrip(". ") + (f" (from \"{m.phrase}\")" if m.method not in ("exact", "id") and m.phrase != message else "")
         for m in mentioned)
     parts = []
     if mentioned:
