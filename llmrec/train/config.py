@@ -76,7 +76,6 @@ class SFTRecipe:
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     resume: bool | str = False  # True: latest checkpoint in output; or a checkpoint path
-    merge: bool = False  # also write a merged full model (output/merged)
 
 
 def _build(cls: type[T], data: dict[str, Any], where: str) -> T:

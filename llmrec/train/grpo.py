@@ -215,7 +215,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
 
     from llmrec.decode import SidTrie
     from llmrec.eval.runner import LLMRanker
-    from llmrec.llm import load_model, save_model
+    from llmrec.llm import load_model
+    from llmrec.train.sft import save_trained
 
     inputs = load_run_inputs(recipe.run)
     run_dir = inputs.run_dir
@@ -288,9 +289,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         "sid_fingerprint": sid_map.fingerprint,
     }
     if trainer.is_world_process_zero():
-        final = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
-        save_model(final, tokenizer, sid_map, out_dir / "model", base=str(init_dir),
-                   extra={"grpo": {k: v for k, v in summary.items() if k not in ("recipe", "validation")}})
+        save_trained(trainer.model, tokenizer, sid_map, out_dir)
         write_json(out_dir / "train_summary.json", summary)
         write_json(out_dir / "log_history.json", history)
         _plot(history, val_cb.history, out_dir / "grpo.png")

@@ -52,7 +52,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     from trl import SFTConfig, SFTTrainer
 
     from llmrec.corpus import load_corpus
-    from llmrec.llm import load_base, save_model
+    from llmrec.llm import load_base
 
     inputs = load_run_inputs(recipe.run)
     out_dir = Path(recipe.output or inputs.run_dir / "sft")
@@ -62,7 +62,8 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     t0 = time.time()
     model, tokenizer = load_base(recipe.model.preset, sid_map=inputs.sid_map, items=inputs.prepared.items,
                                  init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
-                                 **({"tiny_overrides": recipe.model.tiny} if recipe.model.tiny else {}))
+                                 trust_remote_code=recipe.model.trust_remote_code,
+                                 load_in_4bit=recipe.model.load_in_4bit, tiny_config=_tiny_config(recipe))
     load_s = time.time() - t0
     freeze_for_mode(model, recipe.adapter.mode)
 
@@ -117,12 +118,31 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         "data_fingerprint": inputs.prepared.fingerprint,
     }
     if trainer.is_world_process_zero():
-        save_model(trainer.model, tokenizer, inputs.sid_map, out_dir / "model", merge=recipe.merge,
-                   base=recipe.model.preset, extra={"sft": {k: v for k, v in summary.items() if k != "recipe"}})
+        save_trained(trainer.model, tokenizer, inputs.sid_map, out_dir)
         write_json(out_dir / "train_summary.json", summary)
         write_json(out_dir / "log_history.json", trainer.state.log_history)
         _plot_losses(trainer.state.log_history, out_dir / "loss.png")
     return summary
+
+
+def _tiny_config(recipe: SFTRecipe):
+    if not recipe.model.tiny:
+        return None
+    from llmrec.llm.tiny import TinyConfig
+
+    return TinyConfig(**recipe.model.tiny)
+
+
+def save_trained(model, tokenizer, sid_map, out_dir: Path) -> Path:
+    """Save OUT/model as a plain (merged) model that every later stage loads; with LoRA also keep
+    the adapter alone in OUT/adapter (what a Hub bundle of a Hub-hosted base needs)."""
+    from llmrec.llm import save_model
+
+    if hasattr(model, "merge_and_unload"):
+        model.save_pretrained(out_dir / "adapter")
+        tokenizer.save_pretrained(out_dir / "adapter")
+        model = model.merge_and_unload()
+    return save_model(model, tokenizer, sid_map, out_dir / "model")
 
 
 def _count_train_tokens(trainer) -> int:
