@@ -27,10 +27,16 @@ def _pattern_data(n_items=30, n_users=200, seed=0):
 
 @pytest.fixture(scope="module")
 def trained():
-    items, train, valid, test = _pattern_data()
-    cfg = SASRecConfig(hidden=32, epochs=15, patience=3, seed=1)
-    model, res = train_sasrec(train, items, valid, cfg, progress=False)
-    return items, train, test, model, res
+    # One thread: on a small shared CPU box OpenMP spinning makes 2 threads several times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        items, train, valid, test = _pattern_data()
+        cfg = SASRecConfig(hidden=32, epochs=15, patience=3, seed=1)
+        model, res = train_sasrec(train, items, valid, cfg, progress=False)
+        yield items, train, test, model, res
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_sasrec_beats_most_popular(trained):

@@ -40,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--retrain-sasrec", action="store_true", help="retrain SASRec even if a cached one fits")
     p.add_argument("--sasrec-epochs", type=int, default=None, help="max SASRec epochs (default 50)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (on a busy shared machine 1 can be several times faster)")
     p.set_defaults(func=run_eval)
 
 
@@ -92,6 +94,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     ks = parse_ks(args.k)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     names = [] if args.baselines.strip().lower() in ("", "none") else \
         [b.strip().lower() for b in args.baselines.split(",") if b.strip()]
     unknown = [b for b in names if b not in KNOWN_BASELINES]

@@ -238,6 +238,16 @@ def _training_windows(sequences: Sequence[Sequence[int]], max_len: int) -> list[
     return out
 
 
+def _length_buckets(lengths: Sequence[int], batch_size: int, gen: torch.Generator) -> list[list[int]]:
+    """Shuffled batches of windows of similar length (little padding): shuffle, sort by length
+    (stable, so equal lengths stay shuffled), cut into batches, shuffle the batch order."""
+    perm = torch.randperm(len(lengths), generator=gen).tolist()
+    perm.sort(key=lambda i: lengths[i])
+    batches = [perm[b:b + batch_size] for b in range(0, len(perm), batch_size)]
+    order = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[i] for i in order]
+
+
 def _pad_left(windows: list[list[int]]) -> torch.Tensor:
     length = max(len(w) for w in windows)
     out = torch.zeros(len(windows), length, dtype=torch.long)
@@ -253,17 +263,16 @@ def valid_ndcg(model: SASRec, examples: Sequence[Example], k: int = 10, batch_si
         return 0.0
     total = 0.0
     for lo in range(0, len(examples), batch_size):
-        batch = examples[lo:lo + batch_size]
+        batch = [e for e in examples[lo:lo + batch_size] if e.target in model.item_index]
+        if not batch:
+            continue
         scores = model.score_items([e.history for e in batch])
-        for i, e in enumerate(batch):
-            j = model.item_index.get(e.target)
-            if j is None:
-                continue
-            row = scores[i]
-            t = row[j]
-            rank = int((row > t).sum()) + int((row[:j] == t).sum())  # 0-based
-            if rank < k:
-                total += 1.0 / math.log2(rank + 2)
+        j = torch.tensor([model.item_index[e.target] for e in batch])
+        t = scores.gather(1, j.unsqueeze(1))
+        cols = torch.arange(scores.shape[1]).unsqueeze(0)
+        rank = (scores > t).sum(1) + ((scores == t) & (cols < j.unsqueeze(1))).sum(1)  # 0-based
+        gain = 1.0 / torch.log2(rank.double() + 2)
+        total += float(gain[rank < k].sum())
     return total / len(examples)
 
 
@@ -288,14 +297,14 @@ def train_sasrec(train_sequences: Sequence[Sequence[str]], item_ids: Sequence[st
     history: list[dict[str, float]] = []
     t0 = time.time()
     n_batches = math.ceil(len(windows) / config.batch_size)
+    lengths = [len(w) for w in windows]
     epochs_run = 0
     bar = tqdm(range(1, config.epochs + 1), desc="SASRec", unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
-        perm = torch.randperm(len(windows), generator=gen).tolist()
         loss_sum = 0.0
-        for b in range(n_batches):
-            batch = _pad_left([windows[i] for i in perm[b * config.batch_size:(b + 1) * config.batch_size]])
+        for batch_idx in _length_buckets(lengths, config.batch_size, gen):
+            batch = _pad_left([windows[i] for i in batch_idx])
             inp, tgt = batch[:, :-1], batch[:, 1:]
             h = model.hidden_states(inp)
             keep = (tgt > 0) & (inp > 0)
