@@ -1,0 +1,105 @@
+"""Benchmark SID construction: embed + residual k-means (balanced) + collision handling.
+
+    python scripts/bench_sid.py --dataset amazon18_scientific [--no-cache]
+    python scripts/bench_sid.py --synthetic 1000000        # 1M x 384 clustered vectors, quantize only
+
+The last line printed is one JSON object (dataset, items, embed_s, quantize_s, distinct_sids,
+collisions_before, collisions_after, utilization, ... and peak_rss_gb).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def peak_rss_gb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return round(kb / (1 << 20), 3)
+
+
+def clustered(n: int, dim: int, centers: int = 2048, seed: int = 0, chunk: int = 1 << 16) -> np.ndarray:
+    """n x dim float32 points around random centres (built in chunks, no float64 copies)."""
+    rng = np.random.default_rng(seed)
+    C = rng.standard_normal((centers, dim), dtype=np.float32)
+    X = np.empty((n, dim), dtype=np.float32)
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        X[s:s + m] = C[rng.integers(0, centers, m)]
+        X[s:s + m] += 0.5 * rng.standard_normal((m, dim), dtype=np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="amazon18_scientific")
+    ap.add_argument("--synthetic", type=int, default=0, help="quantize N x --dim random clustered vectors")
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--levels", type=int, default=3)
+    ap.add_argument("--codebook", type=int, default=256)
+    ap.add_argument("--no-balanced", dest="balanced", action="store_false")
+    ap.add_argument("--collision", default="reassign", choices=["reassign", "extra_token"])
+    ap.add_argument("--max-seq-length", type=int, default=64)
+    ap.add_argument("--no-cache", dest="cache", action="store_false", help="re-embed (honest embed timing)")
+    ap.add_argument("--out", default=None, help="also write the sid folder here")
+    args = ap.parse_args(argv)
+
+    from llmrec.sid.collisions import resolve_collisions
+    from llmrec.sid.rkmeans import ResidualKMeans, utilization
+
+    if args.synthetic:
+        t0 = time.perf_counter()
+        X = clustered(args.synthetic, args.dim)
+        gen_s = time.perf_counter() - t0
+        q = ResidualKMeans(levels=args.levels, codebook_size=args.codebook, balanced=args.balanced)
+        t1 = time.perf_counter()
+        codes = q.fit_encode(X)
+        quant_s = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        _, rep = resolve_collisions(codes, q.level_sizes, args.collision,
+                                    lambda rows: q.last_level_costs(X, rows, codes))
+        coll_s = time.perf_counter() - t2
+        caps = [int(np.bincount(codes[:, i]).max()) for i in range(codes.shape[1])]
+        out = {"dataset": f"synthetic_{args.synthetic}x{args.dim}", "items": args.synthetic, "embed_s": 0.0,
+               "generate_s": round(gen_s, 2), "quantize_s": round(quant_s, 2), "collisions_s": round(coll_s, 2),
+               "distinct_sids": int(args.synthetic - rep.collisions_after),
+               "collisions_before": rep.collisions_before, "collisions_after": rep.collisions_after,
+               "collision_method": rep.used, "items_touched": rep.items_touched,
+               "utilization": utilization(codes, q.level_sizes), "max_per_code": caps,
+               "balanced": args.balanced, "cpus": os.cpu_count(), "peak_rss_gb": peak_rss_gb()}
+        print(json.dumps(out))
+        return 0
+
+    from llmrec.data.loaders import load_dataset
+    from llmrec.sid.build import SidConfig, build_sids
+
+    ds = load_dataset(args.dataset)
+    cfg = SidConfig(levels=args.levels, codebook_size=args.codebook, balanced=args.balanced,
+                    collision=args.collision, max_seq_length=args.max_seq_length, use_cache=args.cache)
+    t0 = time.perf_counter()
+    sm = build_sids(ds, cfg, out_dir=args.out)
+    total = time.perf_counter() - t0
+    st = sm.build_stats
+    out = {"dataset": args.dataset, "items": len(sm), "embed_s": st["timings"]["embed_s"],
+           "embed_cached": args.cache, "quantize_s": st["timings"]["quantize_s"],
+           "collisions_s": st["timings"]["collisions_s"], "total_s": round(total, 2),
+           "distinct_sids": st["distinct_sids"], "collisions_before": st["collisions_before"],
+           "collisions_after": st["collisions_after"], "collision_method": st["collision_method"],
+           "items_touched": st["items_touched"], "utilization": st["utilization_quantizer"],
+           "max_seq_length": args.max_seq_length, "balanced": args.balanced, "cpus": os.cpu_count(),
+           "load_avg_1m": round(os.getloadavg()[0], 2), "peak_rss_gb": peak_rss_gb()}
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
