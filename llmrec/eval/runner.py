@@ -215,7 +215,7 @@ class LLMRanker:
             if self.device:
                 model.to(self.device)
             model.eval()
-            trie = SidTrie.from_sidmap(sid_map, tokenizer)
+            trie = SidTrie(sid_map, tokenizer)
             self._loaded = (model, tokenizer, sid_map, trie)
         return self._loaded
 
