@@ -58,7 +58,7 @@ def tiny(items, sid_map):
 
 
 def test_sid_tokens_atomic_and_round_trip(tiny, sid_map):
-    model, tok = tiny
+    _model, tok = tiny
     ids = tok("<a_1><b_2><c_3>", add_special_tokens=False)["input_ids"]
     assert tok.convert_ids_to_tokens(ids) == ["<a_1>", "<b_2>", "<c_3>"]
     assert not any("Ġ" in t for t in tok.convert_ids_to_tokens(ids))
@@ -78,7 +78,7 @@ def test_sid_tokens_atomic_and_round_trip(tiny, sid_map):
 
 def test_decode_skip_special_keeps_sids(tiny):
     """TRL GRPO decodes completions with skip_special_tokens=True: SIDs must survive, <|im_end|> not."""
-    model, tok = tiny
+    _model, tok = tiny
     completion = tok("<a_0><b_4><c_2>", add_special_tokens=False)["input_ids"] + [tok.eos_token_id,
                                                                                   tok.pad_token_id]
     assert tok.decode(completion, skip_special_tokens=True) == "<a_0><b_4><c_2>"
@@ -124,7 +124,7 @@ def test_tied_resize_and_semantic_init_matches_hand_computed_mean(items, sid_map
 
 def test_semantic_differs_from_mean_and_random(items, sid_map, tiny):
     model, tok = tiny
-    m_mean, t_mean = load_base("tiny", sid_map=sid_map, items=items, init="mean", tiny_config=SMALL)
+    m_mean, _t_mean = load_base("tiny", sid_map=sid_map, items=items, init="mean", tiny_config=SMALL)
     m_rand, _ = load_base("tiny", sid_map=sid_map, items=items, init="random", tiny_config=SMALL)
     ids = sid_token_id_table(tok, sid_map)
     ids = ids[ids >= 0]

