@@ -29,6 +29,10 @@ def plot_metrics(metrics_list: Sequence[dict], path: str | Path, title: str | No
             ax.plot(ks, [m["metrics"][f"{name}@{k}"] for k in ks], marker="o", label=m.get("ranker", "?"))
     for ax, name in zip(axes[:2], ("HR", "NDCG")):
         ax.set_xlabel("K")
+        all_ks = sorted({k for m in metrics_list for k in m["ks"]})
+        ax.set_xscale("log")
+        ax.set_xticks(all_ks, [str(k) for k in all_ks])
+        ax.minorticks_off()
         ax.set_ylabel(f"{name}@K")
         ax.set_title(f"{name}@K")
         ax.grid(alpha=0.3)
