@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - t0
     st = sm.build_stats
     out = {"dataset": args.dataset, "items": len(sm), "embed_s": st["timings"]["embed_s"],
-           "embed_cached": args.cache, "quantize_s": st["timings"]["quantize_s"],
+           "embed_cache_enabled": args.cache, "quantize_s": st["timings"]["quantize_s"],
            "collisions_s": st["timings"]["collisions_s"], "total_s": round(total, 2),
            "distinct_sids": st["distinct_sids"], "collisions_before": st["collisions_before"],
            "collisions_after": st["collisions_after"], "collision_method": st["collision_method"],
