@@ -65,7 +65,6 @@ def common_training_kwargs(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]
         gradient_checkpointing=cfg.gradient_checkpointing,
         dataloader_num_workers=cfg.num_workers,
         report_to=cfg.report_to,
-        logging_dir=str(output_dir / "logs"),
         **precision_kwargs(),
     )
 
