@@ -57,6 +57,7 @@ class CorpusConfig:
 
     tasks: list[str] = field(default_factory=lambda: list(TASK_FAMILIES))
     caps: dict[str, int] = field(default_factory=dict)
+    repeats: dict[str, int] = field(default_factory=dict)  # item tasks: copies per item, each its own paraphrase
     max_history: int = 20
     fusion_max_history: int = 10
     min_history: int = 1
@@ -227,12 +228,14 @@ class _Builder:
                 if not all(need[t].values()):
                     self.skipped[t]["no_" + "_".join(k for k, v in need[t].items() if not v)] += 1
                     continue
-                key = f"item|{item_id}"
-                if t.startswith("item2sid"):
-                    self.add(split, t, self.msgs(t, need[t], key, fixed), sid, item_id)
-                else:
-                    answer = title if t == "sid2item_title" else desc
-                    self.add(split, t, self.msgs(t, {"sid": sid}, key, fixed), answer, item_id)
+                copies = max(1, int(self.cfg.repeats.get(t, 1))) if split == "train" else 1
+                for copy in range(copies):
+                    key = f"item|{item_id}" if copy == 0 else f"item|{item_id}|{copy}"
+                    if t.startswith("item2sid"):
+                        self.add(split, t, self.msgs(t, need[t], key, fixed), sid, item_id)
+                    else:
+                        answer = title if t == "sid2item_title" else desc
+                        self.add(split, t, self.msgs(t, {"sid": sid}, key, fixed), answer, item_id)
 
     # -- behavior tasks -----------------------------------------------------------------------
     def behavior_labeler(self) -> Callable[[Interaction], str] | None:
