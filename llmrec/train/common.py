@@ -65,6 +65,7 @@ def common_training_kwargs(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]
         gradient_checkpointing=cfg.gradient_checkpointing,
         dataloader_num_workers=cfg.num_workers,
         report_to=cfg.report_to,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         **precision_kwargs(),
     )
 
