@@ -7,6 +7,7 @@ from llmrec.decode.recommend import (
     encode_prompts,
     recommend,
     recommend_hf,
+    sample_items,
 )
 from llmrec.decode.trie import SidTrie, default_end_ids
 
@@ -19,4 +20,5 @@ __all__ = [
     "encode_prompts",
     "recommend",
     "recommend_hf",
+    "sample_items",
 ]

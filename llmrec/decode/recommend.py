@@ -243,3 +243,47 @@ def recommend_hf(model, tokenizer, trie: SidTrie, prompts: Prompts, k: int = 10,
     finally:
         model.train(was_training)
     return results
+
+
+@torch.no_grad()
+def sample_items(model, tokenizer, trie: SidTrie, prompts: Prompts, n: int = 8, temperature: float = 1.0,
+                 batch_size: int = 16, max_tries: int = 3) -> list[list]:
+    """Constrained sampling: up to `n` distinct items per prompt, [(item_id, log_prob), ...].
+
+    Draws n sequences per prompt through `generate` + the trie processor (so every draw is a
+    catalogue item), redraws up to `max_tries` times to fill duplicates, and keeps draw order.
+    A prompt whose model is very confident may still end with fewer than n distinct items.
+    """
+    dev = next(model.parameters()).device
+    if trie.device != dev:
+        trie.to(dev)
+    ids, am = encode_prompts(tokenizer, prompts, trie.pad_id)
+    cfg = GenerationConfig(do_sample=True, temperature=temperature, top_k=0, top_p=1.0, num_beams=1,
+                           num_return_sequences=n, max_new_tokens=trie.max_depth + 1, pad_token_id=trie.pad_id,
+                           eos_token_id=list(trie.end_ids), output_scores=True, return_dict_in_generate=True)
+    was_training = model.training
+    model.eval()
+    results: list[dict[str, float]] = [{} for _ in range(ids.shape[0])]
+    try:
+        for _ in range(max_tries):
+            todo = [i for i, r in enumerate(results) if len(r) < n]
+            for b in range(0, len(todo), batch_size):
+                rows = todo[b:b + batch_size]
+                cid, cam = ids[rows].to(dev), am[rows].to(dev)
+                proc = SidConstrainedLogitsProcessor(trie, prompt_length=cid.shape[1])
+                with clean_generation_config(model):
+                    out = model.generate(input_ids=cid, attention_mask=cam, generation_config=cfg,
+                                         logits_processor=[proc])
+                gen = out.sequences[:, cid.shape[1]:]
+                logps = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+                seq_lp = logps.masked_fill(~torch.isfinite(logps), 0.0).sum(-1).view(len(rows), n).tolist()
+                item_idx = trie.items_from_sequences(gen).view(len(rows), n).cpu().tolist()
+                for row, idxs, lps in zip(rows, item_idx, seq_lp):
+                    for i, lp in zip(idxs, lps):
+                        if i >= 0 and len(results[row]) < n:
+                            results[row].setdefault(trie.item_ids[i], lp)
+            if all(len(r) >= n for r in results):
+                break
+    finally:
+        model.train(was_training)
+    return [list(r.items()) for r in results]

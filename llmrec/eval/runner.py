@@ -202,6 +202,14 @@ class LLMRanker:
         self.name = name or f"llm-{self.model_dir.name}"
         self._loaded: tuple | None = None
 
+    @classmethod
+    def from_loaded(cls, model, tokenizer, sid_map, trie, items: Mapping[str, Item] | None = None, *,
+                    name: str = "llm", **kwargs) -> LLMRanker:
+        """A ranker over a model already in memory (e.g. the policy during GRPO)."""
+        ranker = cls(Path(name), items, name=name, **kwargs)
+        ranker._loaded = (model, tokenizer, sid_map, trie)
+        return ranker
+
     def config(self) -> dict:
         return {"type": "LLM", "model_dir": str(self.model_dir), "num_beams": self.num_beams,
                 "exclude_history": self.exclude_history, "max_history": self.max_history}

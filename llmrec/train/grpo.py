@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import time
 from pathlib import Path
@@ -84,7 +85,7 @@ class ConstrainedRollout:
         self.sid_map = sid_map
         self.trie = trie
         self.settings = settings
-        self.end_id = trie.end_token_ids[0] if hasattr(trie, "end_token_ids") else tokenizer.eos_token_id
+        self.end_id = trie.end_ids[0]
 
     def __call__(self, prompts: list, trainer) -> dict[str, Any]:
         from llmrec.corpus import render_prompt
@@ -179,26 +180,24 @@ def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_
 class ValidationCallback(TrainerCallback):
     """Every `every` steps: HR/NDCG on a fixed validation subset with the same evaluator as `llmrec eval`."""
 
-    def __init__(self, make_ranker, examples, every: int, ks=(1, 5, 10, 20), out_dir: Path | None = None):
+    def __init__(self, make_ranker, examples, every: int, catalogue, popularity, ks=(1, 5, 10, 20)):
         self.make_ranker = make_ranker
         self.examples = examples
         self.every = every
+        self.catalogue = list(catalogue)
+        self.popularity = popularity
         self.ks = ks
         self.history: list[dict] = []
-        self.out_dir = out_dir
 
     def run(self, step: int, model) -> dict:
         from llmrec.eval.runner import evaluate
 
-        was_training = model.training
-        model.eval()
-        metrics = evaluate(self.make_ranker(model), self.examples, ks=self.ks, progress=False)
-        if was_training:
-            model.train()
-        row = {"step": step, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+        result = evaluate(self.make_ranker(model), self.examples, ks=self.ks, catalogue=self.catalogue,
+                          popularity=self.popularity, split="valid", plot=False, progress=False)
+        row = {"step": step, **result["metrics"]}
         self.history.append(row)
-        log.info("validation at step %d: %s", step, {k: round(v, 4) for k, v in row.items()
-                                                   if k.startswith(("ndcg", "hr"))})
+        log.info("validation at step %d: %s", step,
+                 {k: round(v, 4) for k, v in row.items() if k in ("HR@10", "NDCG@10")})
         return row
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
@@ -228,7 +227,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     settings = recipe.grpo
     cfg = recipe.train
     dataset = build_rl_dataset(inputs, settings, cfg.seed)
-    trie = SidTrie.from_sidmap(sid_map, tokenizer, device=model.device)
+    trie = SidTrie(sid_map, tokenizer, device=model.device)
     decoder = CompletionItems.from_tokenizer(tokenizer, sid_map)
     reward_funcs, weights = build_rewards(settings, decoder, inputs, run_dir)
     G = settings.num_generations
@@ -252,10 +251,13 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     val_examples = rng.sample(valid, min(settings.eval_samples, len(valid))) if valid else []
 
     def make_ranker(m):
-        return LLMRanker(m, tokenizer, sid_map, inputs.prepared.items, trie=trie, num_beams=settings.eval_beams,
-                         max_history=settings.max_history)
+        return LLMRanker.from_loaded(m, tokenizer, sid_map, trie, inputs.prepared.items, name="grpo-policy",
+                                     num_beams=settings.eval_beams, max_history=settings.max_history)
 
-    val_cb = ValidationCallback(make_ranker, val_examples, settings.eval_every if val_examples else 0)
+    val_cb = ValidationCallback(make_ranker, val_examples, settings.eval_every if val_examples else 0,
+                                catalogue=list(inputs.prepared.items), popularity=inputs.prepared.split.item_popularity(),
+                                ks=tuple(k for k in (1, 5, 10, 20) if k <= settings.eval_beams))
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is a deliberate choice (see top)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
@@ -267,6 +269,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         callbacks=[WallTimeLimit(cfg.max_minutes), val_cb],
     )
     resume = latest_checkpoint(out_dir) if recipe.resume is True else recipe.resume
+    ref_before = _checksum(trainer.ref_model)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume or None)
     train_s = time.time() - t0
@@ -285,6 +288,9 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         "valid_rate": _last(history, "rollout/valid_rate"),
         "kl_last": _last(history, "kl"),
         "validation": val_cb.history,
+        # With LoRA there is no separate reference model (TRL disables the adapter instead): None.
+        "reference_checksum": {"before": ref_before, "after": _checksum(trainer.ref_model),
+                               "policy_after": _checksum(trainer.model)},
         "recipe": recipe_to_dict(recipe),
         "sid_fingerprint": sid_map.fingerprint,
     }
@@ -294,6 +300,14 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         write_json(out_dir / "log_history.json", history)
         _plot(history, val_cb.history, out_dir / "grpo.png")
     return summary
+
+
+def _checksum(model) -> float | None:
+    """Sum of all weights (float64): a cheap fingerprint to show the reference model stays fixed."""
+    if model is None:
+        return None
+    with torch.no_grad():
+        return float(sum(p.detach().double().sum() for p in model.parameters()))
 
 
 def _last(history: list[dict], key: str):
@@ -316,7 +330,7 @@ def _plot(history: list[dict], validation: list[dict], path: Path) -> None:
         ax2.set_ylabel("KL")
     axes[0].set_xlabel("step")
     axes[0].set_title("GRPO reward")
-    for key in ("ndcg@10", "hr@10"):
+    for key in ("NDCG@10", "HR@10"):
         pts = [(v["step"], v[key]) for v in validation if key in v]
         if pts:
             axes[1].plot(*zip(*pts), "o-", label=key)

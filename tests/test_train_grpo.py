@@ -1,0 +1,148 @@
+"""GRPO: rewards on hand-made groups, constrained rollouts, and a few real steps on the tiny preset."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from train_fixture import TINY_MODEL, build_small_run
+
+
+class _Decoder:
+    """Stands in for CompletionItems in the pure reward tests: completion ids are item ids."""
+
+    def items(self, completion_ids):
+        return [None if c[0] < 0 else str(c[0]) for c in completion_ids]
+
+
+def test_rule_ranking_validity_rewards_on_a_hand_made_group():
+    from llmrec.train.rewards import combine, ranking_reward, rule_reward, validity_reward
+
+    dec = _Decoder()
+    group = [[5], [7], [-1], [9]]  # rank 0..3; item 7 is the target; one invalid completion
+    target = ["7"] * 4
+    assert rule_reward(dec)(completion_ids=group, target=target) == [0.0, 1.0, 0.0, 0.0]
+    w = np.array([1 / math.log2(r + 2) for r in range(4)])
+    w /= w.sum()
+    ranking = ranking_reward(dec, group_size=4)(completion_ids=group, target=target)
+    assert ranking[1] == 1.0
+    assert ranking[0] == pytest.approx(-w[0]) and ranking[3] == pytest.approx(-w[3])
+    assert ranking[0] < ranking[3] < 0  # a confident wrong answer costs more than a late one
+    assert validity_reward(dec)(completion_ids=group) == [0.0, 0.0, -1.0, 0.0]
+    total = combine([(rule_reward(dec), 1.0), (validity_reward(dec), 2.0)])(completion_ids=group, target=target)
+    assert total == [0.0, 1.0, -2.0, 0.0]
+
+
+def test_semantic_and_collaborative_rewards():
+    from llmrec.train.rewards import collaborative_reward, semantic_reward
+
+    dec = _Decoder()
+    vecs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    index = {"0": 0, "1": 1, "2": 2}
+    sem = semantic_reward(dec, vecs, index)(completion_ids=[[0], [1], [2], [-1]], target=["0"] * 4)
+    assert sem == pytest.approx([1.0, 0.0, 1 / math.sqrt(2), 0.0])
+
+    def scores(histories):  # item 2 best, then 1, then 0, whatever the history
+        return torch.tensor([[0.1, 0.5, 0.9]] * len(histories))
+
+    col = collaborative_reward(dec, scores, index)(completion_ids=[[2], [1], [0]], history=[["0"]] * 3)
+    assert col == pytest.approx([2 / 3, 1 / 3, 0.0])
+
+
+def test_completion_items_reads_ids_not_text(tmp_path):
+    """Rewards see SIDs through token ids; decoding with skip_special_tokens keeps them too."""
+    from llmrec.llm import load_base
+    from llmrec.sid.sidmap import SidMap
+    from llmrec.train.rewards import CompletionItems
+
+    sid_map = SidMap({"x": (0, 1), "y": (1, 0)})
+    _, tok = load_base("tiny", sid_map=sid_map, init="mean", extra_texts=["a small catalogue of tools"] * 20)
+    dec = CompletionItems.from_tokenizer(tok, sid_map)
+    ids = tok.convert_tokens_to_ids(sid_map.tokens("y")) + [tok.convert_tokens_to_ids("<|im_end|>")]
+    assert dec.item(ids) == "y"
+    assert dec.item(ids[::-1]) is None
+    assert sid_map.item_for_string(tok.decode(ids, skip_special_tokens=True)) == "y"
+
+
+@pytest.fixture(scope="module")
+def grpo_run(tmp_path_factory, data_root):
+    from llmrec.data.store import load_prepared
+    from llmrec.llm import load_base, save_model
+    from llmrec.llm.tiny import TinyConfig
+    from llmrec.sid.sidmap import SidMap
+
+    run = build_small_run(tmp_path_factory.mktemp("grpo") / "small")
+    sid_map = SidMap.load(run / "sid" / "sid_map.json")
+    model, tok = load_base("tiny", sid_map=sid_map, items=load_prepared(run / "data").items,
+                           tiny_config=TinyConfig(**TINY_MODEL))
+    save_model(model, tok, sid_map, run / "sft" / "model")
+    return run
+
+
+def _recipe(run, out, steps=2):
+    from llmrec.train.config import AdapterConfig, GRPORecipe, GRPOSettings, TrainConfig
+
+    return GRPORecipe(
+        run=str(run), output=str(out), adapter=AdapterConfig(mode="full"),
+        train=TrainConfig(max_steps=steps, learning_rate=5e-3, lr_scheduler="constant", warmup_ratio=0.0,
+                          batch_size=8, logging_steps=1, save_steps=100, report_to=[], seed=1),
+        grpo=GRPOSettings(num_generations=4, beta=0.1, num_seqrec=16, num_item2sid=4, eval_every=2, eval_samples=8,
+                          eval_beams=10, rewards={"rule": 1.0, "ranking": 1.0, "valid": 1.0}))
+
+
+def test_rollout_gives_distinct_valid_items_per_group(grpo_run):
+    from llmrec.decode import SidTrie
+    from llmrec.llm import load_model
+    from llmrec.train.config import GRPOSettings
+    from llmrec.train.grpo import ConstrainedRollout
+    from llmrec.train.rewards import CompletionItems
+
+    model, tok, sid_map = load_model(grpo_run / "sft" / "model")
+    trie = SidTrie(sid_map, tok)
+
+    class _Accel:
+        process_index = 0
+
+        def unwrap_model(self, m):
+            return m
+
+    class _Trainer:  # the attributes of GRPOTrainer the rollout reads
+        num_generations = num_generations_eval = 4
+        accelerator = _Accel()
+        _metrics = {"train": __import__("collections").defaultdict(list)}
+
+    _Trainer.model = model
+    model.train()
+    from llmrec.corpus import seqrec_messages
+
+    ids = list(sid_map.codes)
+    prompts = [seqrec_messages(ids[i:i + 3], sid_map) for i in (0, 5)]
+    repeated = [p for p in prompts for _ in range(4)]
+    out = ConstrainedRollout(tok, sid_map, trie, GRPOSettings(num_generations=4))(repeated, _Trainer)
+    items = CompletionItems.from_tokenizer(tok, sid_map).items(out["completion_ids"])
+    assert None not in items
+    for g in range(2):
+        assert len(set(items[g * 4:(g + 1) * 4])) == 4
+    assert out["beam_rank"] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert model.training  # the rollout restores train mode
+
+
+def test_grpo_steps_change_policy_and_keep_reference_fixed(grpo_run, tmp_path):
+    from llmrec.llm import load_model
+    from llmrec.train.grpo import run_grpo
+
+    before, _, _ = load_model(grpo_run / "sft" / "model")
+    summary = run_grpo(_recipe(grpo_run, tmp_path / "grpo", steps=2))
+    assert summary["global_step"] == 2
+    assert summary["distinct_per_group"] == 4 and summary["valid_rate"] == 1.0
+    assert [v["step"] for v in summary["validation"]] == [0, 2]
+    after, _, _ = load_model(tmp_path / "grpo" / "model")
+    changed = [n for (n, a), b in zip(before.state_dict().items(), after.state_dict().values())
+               if not torch.allclose(a, b)]
+    assert changed, "GRPO did not change the policy"
+    ref_state = summary["reference_checksum"]
+    assert ref_state["before"] == ref_state["after"]  # the reference model stays fixed
+    assert ref_state["after"] != ref_state["policy_after"]
