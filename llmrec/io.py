@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -75,10 +76,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     """Atomically write JSON (numpy scalars and arrays allowed)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent, ensure_ascii=False, default=_json_default)
-            f.write("\n")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=indent, ensure_ascii=False, default=_json_default)
+        f.write("\n")
     return Path(path)
 
 
@@ -100,11 +100,10 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
     """Atomically write one JSON object per line."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False, default=_json_default))
-                f.write("\n")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, default=_json_default))
+            f.write("\n")
     return Path(path)
 
 
@@ -126,9 +125,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 def save_npy(path: str | Path, array: np.ndarray) -> Path:
     """Atomically save a numpy array."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
     return Path(path)
 
 

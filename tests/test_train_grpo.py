@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 
 import numpy as np
 import pytest
 import torch
-
 from train_fixture import TINY_MODEL, build_small_run
 
 
@@ -112,9 +112,8 @@ def test_rollout_gives_distinct_valid_items_per_group(grpo_run):
     class _Trainer:  # the attributes of GRPOTrainer the rollout reads
         num_generations = num_generations_eval = 4
         accelerator = _Accel()
-        _metrics = {"train": __import__("collections").defaultdict(list)}
-
     _Trainer.model = model
+    _Trainer._metrics = {"train": defaultdict(list)}
     model.train()
     from llmrec.corpus import seqrec_messages
 

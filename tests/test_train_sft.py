@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from train_fixture import TINY_MODEL, build_small_run
 
 
@@ -16,8 +15,8 @@ def small_run(tmp_path_factory, data_root):
 def _recipe(run, out, **train):
     from llmrec.train.config import AdapterConfig, ModelConfig, SFTRecipe, TrainConfig
 
-    base = dict(max_steps=8, learning_rate=3e-3, lr_scheduler="constant", warmup_ratio=0.0, batch_size=8,
-                logging_steps=1, save_steps=4, report_to=[], max_length=128, seed=3)
+    base = {"max_steps": 8, "learning_rate": 3e-3, "lr_scheduler": "constant", "warmup_ratio": 0.0, "batch_size": 8,
+            "logging_steps": 1, "save_steps": 4, "report_to": [], "max_length": 128, "seed": 3}
     base.update(train)
     return SFTRecipe(run=str(run), output=str(out), model=ModelConfig(preset="tiny", init="semantic", tiny=TINY_MODEL),
                      adapter=AdapterConfig(mode="full"), train=TrainConfig(**base))
@@ -30,7 +29,7 @@ def test_sft_lowers_loss_and_saves_a_loadable_model(small_run, tmp_path):
     summary = run_sft(_recipe(small_run, tmp_path / "sft", max_steps=12))
     assert summary["global_step"] == 12
     assert summary["loss_last"] < summary["loss_first"]
-    model, tok, sid_map = load_model(tmp_path / "sft" / "model")
+    _, _, sid_map = load_model(tmp_path / "sft" / "model")
     assert sid_map.fingerprint == summary["sid_fingerprint"]
     assert (tmp_path / "sft" / "loss.png").exists()
 

@@ -2,4 +2,4 @@
 
 from llmrec.sid.sidmap import SidMap, parse_sid_token, sid_token
 
-__all__ = ["SidMap", "sid_token", "parse_sid_token"]
+__all__ = ["SidMap", "parse_sid_token", "sid_token"]

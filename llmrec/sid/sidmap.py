@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -180,7 +181,7 @@ class SidMap:
         return write_json(path, self.to_json(), indent=None)
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], source: str = "SidMap") -> "SidMap":
+    def from_json(cls, obj: dict[str, Any], source: str = "SidMap") -> SidMap:
         if not isinstance(obj, dict) or "items" not in obj:
             raise LlmrecError(f"{source}: not a llmrec SidMap (no 'items' field); for an index.json use "
                               "SidMap.from_index_json.")
@@ -190,11 +191,11 @@ class SidMap:
         return sm
 
     @classmethod
-    def load(cls, path: str | Path) -> "SidMap":
+    def load(cls, path: str | Path) -> SidMap:
         return cls.from_json(read_json(path, "SidMap"), source=str(path))
 
     @classmethod
-    def _from_token_lists(cls, mapping: dict, source: str, level_sizes=None, meta=None) -> "SidMap":
+    def _from_token_lists(cls, mapping: dict, source: str, level_sizes=None, meta=None) -> SidMap:
         codes = {}
         for item_id, toks in mapping.items():
             if isinstance(toks, str):
@@ -213,7 +214,7 @@ class SidMap:
         return cls(codes, level_sizes=level_sizes, meta=meta)
 
     @classmethod
-    def from_index_json(cls, path: str | Path, level_sizes: list[int] | None = None) -> "SidMap":
+    def from_index_json(cls, path: str | Path, level_sizes: list[int] | None = None) -> SidMap:
         """Import an LC-Rec / MiniOneRec `index.json` ({item_id: ['<a_1>', '<b_2>', ...]}).
 
         Reference maps may contain collisions; call `.collisions()` / `.validate()` as needed.
