@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate baselines and/or a model (HR/NDCG/MRR, head/tail)",
                               description=__doc__)
     p.add_argument("--run", required=True, help="run directory (reads RUN/data, writes RUN/eval)")
-    p.add_argument("--model", default=None, help="fine-tuned model folder (e.g. runs/NAME/sft); optional")
+    p.add_argument("--model", action="append", default=[],
+                   help="fine-tuned model folder (e.g. runs/NAME/sft/model); repeat to compare several")
     p.add_argument("--split", choices=["test", "valid"], default="test")
     p.add_argument("--baselines", default="popular,sasrec",
                    help=f"comma list from {','.join(KNOWN_BASELINES)}, or 'none' (default: popular,sasrec)")
@@ -39,10 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", action="store_true", help="ignore earlier predictions and start over")
     p.add_argument("--retrain-sasrec", action="store_true", help="retrain SASRec even if a cached one fits")
     p.add_argument("--sasrec-epochs", type=int, default=None, help="max SASRec epochs (default 50)")
+    p.add_argument("--translation", type=int, default=0, metavar="N",
+                   help="also score item2sid / sid2item greedy accuracy of each --model on N training items")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (on a busy shared machine 1 can be several times faster)")
     p.set_defaults(func=run_eval)
+
+
+def llm_ranker_name(model_dir: str | Path) -> str:
+    """'llm-sft' for runs/X/sft/model (the stage folder names the model), else 'llm-<folder>'."""
+    p = Path(model_dir)
+    return f"llm-{p.parent.name if p.name == 'model' else p.name}"
 
 
 def parse_ks(text: str) -> list[int]:
@@ -83,6 +92,24 @@ def get_sasrec(run: Path, prepared, *, epochs: int | None = None, seed: int = 42
     log.info("SASRec trained in %.1fs (best epoch %d, valid NDCG@10 %.4f); saved to %s",
              res.seconds, res.best_epoch, res.best_valid_ndcg, folder)
     return model, train_info
+
+
+def run_translation(model_dirs: list[str], prepared, n: int, seed: int, out_root: Path) -> dict:
+    """item2sid / sid2item greedy accuracy per model on n training items (written beside the metrics)."""
+    from llmrec.eval.translation import evaluate_translation, sample_items
+    from llmrec.io import write_json
+    from llmrec.llm import load_model
+
+    out = {}
+    for model_dir in model_dirs:
+        model, tokenizer, sid_map = load_model(model_dir)
+        ids = sample_items(prepared.items, sid_map, n, seed=seed)
+        res = evaluate_translation(model, tokenizer, sid_map, prepared.items, ids)
+        name = llm_ranker_name(model_dir)
+        write_json(out_root / _safe_name(name) / "translation.json", res)
+        out[name] = {k: res[k] for k in ("n", "item2sid_acc", "sid2item_acc")}
+        print(f"{name}: item2sid {res['item2sid_acc']:.3f}  sid2item {res['sid2item_acc']:.3f}  (n={res['n']})")
+    return out
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -130,8 +157,8 @@ def run_eval(args: argparse.Namespace) -> int:
                                      retrain=args.retrain_sasrec)
             rankers.append((SASRecRanker(model, exclude_history=args.exclude_history),
                             {"train": {k: v for k, v in info.items() if k != "history"}}, 512))
-    if args.model:
-        rankers.append((LLMRanker(args.model, prepared.items, num_beams=args.num_beams,
+    for model_dir in args.model:
+        rankers.append((LLMRanker(model_dir, prepared.items, num_beams=args.num_beams, name=llm_ranker_name(model_dir),
                                   exclude_history=args.exclude_history), {}, 16))
 
     results = []
@@ -144,9 +171,13 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"{ranker.name}: " + "  ".join(f"{key}={m[key]:.4f}" for key in
                                              [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks])
               + f"  ({time.time() - t0:.1f}s)")
+    translation = {}
+    if getattr(args, "translation", 0):
+        translation = run_translation(args.model, prepared, args.translation, args.seed, out_root)
     table = compare_table(results, ks)
     write_json(out_root / "metrics.json", {"format": "llmrec.eval-combined/1", "split": args.split,
-                                           "data_fingerprint": prepared.fingerprint, "rankers": results})
+                                           "data_fingerprint": prepared.fingerprint, "rankers": results,
+                                           "translation": translation})
     from llmrec.io import atomic_path
 
     with atomic_path(out_root / "comparison.md") as tmp:

@@ -1,0 +1,68 @@
+"""Accuracy of the SID <-> text translation tasks (item2sid, sid2item) with greedy decoding.
+
+item2sid: the title prompt -> greedy constrained decoding (one beam) -> item id; right when it is
+the item itself. sid2item: the SID prompt -> greedy free text; right when it equals the catalogue
+title (exact after whitespace/case folding). Both use the corpus's own prompts (paraphrase 0).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from llmrec.data.records import Item
+from llmrec.eval.metrics import translation_accuracy
+from llmrec.sid.sidmap import SidMap
+
+
+def sample_items(items: Mapping[str, Item], sid_map: SidMap, n: int, seed: int = 0) -> list[str]:
+    """Up to n items that have a title and a SID, chosen reproducibly."""
+    ids = sorted(i for i, it in items.items() if it.title and i in sid_map)
+    random.Random(seed).shuffle(ids)
+    return ids[:n]
+
+
+@torch.no_grad()
+def evaluate_translation(model, tokenizer, sid_map: SidMap, items: Mapping[str, Item], item_ids: Sequence[str],
+                         *, batch_size: int = 32, max_title_tokens: int = 64) -> dict[str, Any]:
+    """{'item2sid_acc', 'sid2item_acc', 'n', 'examples': [...]} over `item_ids` (training items)."""
+    from llmrec.corpus import make_messages, render_prompt
+    from llmrec.decode import SidTrie, recommend
+
+    trie = SidTrie(sid_map, tokenizer, device=next(model.parameters()).device)
+    titles = [items[i].title for i in item_ids]
+    prompts = [render_prompt(tokenizer, make_messages("item2sid_title", {"title": t}, template_index=0))
+               for t in titles]
+    got = recommend(model, tokenizer, trie, prompts, k=1, num_beams=1, batch_size=batch_size)
+    pred_items = [row[0][0] if row else None for row in got]
+
+    sid_prompts = [render_prompt(tokenizer, make_messages("sid2item_title", {"sid": sid_map.sid_string(i)},
+                                                          template_index=0)) for i in item_ids]
+    pred_titles: list[str] = []
+    was_training = model.training
+    model.eval()
+    end_ids = list(trie.end_ids)
+    pad_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        for b in range(0, len(sid_prompts), batch_size):
+            enc = tokenizer(sid_prompts[b:b + batch_size], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(model.device)
+            out = model.generate(**enc, do_sample=False, num_beams=1, max_new_tokens=max_title_tokens,
+                                 eos_token_id=end_ids, pad_token_id=trie.pad_id, top_k=None, top_p=None,
+                                 temperature=None)
+            pred_titles += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = pad_side
+        model.train(was_training)
+    pred_titles = [t.strip() for t in pred_titles]
+    return {
+        "n": len(item_ids),
+        "item2sid_acc": translation_accuracy(pred_items, list(item_ids)),
+        "sid2item_acc": translation_accuracy(pred_titles, titles, normalize=True),
+        "examples": [{"item": i, "title": t, "item2sid_pred": p, "sid2item_pred": q}
+                     for i, t, p, q in list(zip(item_ids, titles, pred_items, pred_titles))[:20]],
+    }
