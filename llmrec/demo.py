@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,8 @@ def _find_dataset(name: str) -> str:
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    from llmrec.corpus import CorpusConfig, build_corpus_with_manifest, save_corpus
-    from llmrec.data.prepare import prepare_data
-    from llmrec.data.store import load_prepared
-    from llmrec.sid.build import SidConfig, build_sids
+    from llmrec.pipeline import CPU_CORPUS, ensure_corpus, ensure_data, ensure_sids
+    from llmrec.sid.build import SidConfig
     from llmrec.train.config import (
         AdapterConfig,
         GRPORecipe,
@@ -100,25 +98,17 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     run = Path(cfg.out)
     stages = Stages(7)
     stages.start("data", f"data: {cfg.dataset} -> {run / 'data'}")
-    dataset = _find_dataset(cfg.dataset)
-    prepare_data(dataset, run, split="loo", max_history=20)
-    prepared = load_prepared(run / "data")
+    prepared = ensure_data(_find_dataset(cfg.dataset), run, reuse=False)
     print(f"  {prepared.manifest['counts']}")
 
     stages.start("sid", "Semantic IDs: MiniLM text embeddings -> balanced residual k-means 3x256")
-    sid_map = build_sids(prepared, SidConfig(seed=cfg.seed), out_dir=run / "sid")
+    sid_map = ensure_sids(prepared, run, SidConfig(seed=cfg.seed), reuse=False)
     stats = json.loads((run / "sid" / "stats.json").read_text())
     print(f"  {len(sid_map)} items, {stats.get('distinct_sids')} distinct SIDs, "
           f"collisions {stats.get('collisions_before')} -> {stats.get('collisions_after')}")
 
     stages.start("corpus", "instruction corpus (seqrec, item<->SID, fusion)")
-    corpus_cfg = CorpusConfig(tasks=["seqrec", "item2sid_title", "sid2item_title", "fusion_sid2title",
-                                     "fusion_title2sid"],
-                              caps={"fusion_sid2title": 3000, "fusion_title2sid": 1500},
-                              repeats={"item2sid_title": 2, "sid2item_title": 2}, fusion_max_history=5,
-                              seed=cfg.seed)
-    corpus, manifest = build_corpus_with_manifest(prepared, sid_map, corpus_cfg)
-    save_corpus(run / "corpus", corpus, manifest)
+    manifest = ensure_corpus(prepared, sid_map, run, replace(CPU_CORPUS, seed=cfg.seed), reuse=False)
     print(f"  train rows per task: {manifest['counts']['train']}")
 
     stages.start("sft", f"SFT: tiny Qwen2-style model, full fine-tune, {cfg.sft_minutes:g} min budget")
