@@ -15,8 +15,6 @@ documents (each prompt repeated `num_generations` times, consecutively, across p
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import random
@@ -29,7 +27,7 @@ import torch
 from transformers import TrainerCallback
 
 from llmrec.io import LlmrecError, write_json
-from llmrec.train.args import add_grpo_arguments, grpo_recipe_from_args
+from llmrec.train.args import stage_main
 from llmrec.train.common import (
     WallTimeLimit,
     common_training_kwargs,
@@ -343,17 +341,7 @@ def _plot(history: list[dict], validation: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llmrec.train.grpo", description=__doc__.splitlines()[0])
-    add_grpo_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        summary = run_grpo(grpo_recipe_from_args(args))
-    except LlmrecError as e:
-        print(f"llmrec: error: {e}")
-        return 1
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("recipe",)}))
-    return 0
+    return stage_main("grpo", run_grpo, argv)
 
 
 if __name__ == "__main__":

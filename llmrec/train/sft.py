@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import os
@@ -17,8 +15,8 @@ from typing import Any
 
 import torch
 
-from llmrec.io import LlmrecError, write_json
-from llmrec.train.args import add_sft_arguments, sft_recipe_from_args
+from llmrec.io import write_json
+from llmrec.train.args import stage_main
 from llmrec.train.common import (
     WallTimeLimit,
     common_training_kwargs,
@@ -191,17 +189,7 @@ def _plot_losses(history: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llmrec.train.sft", description=__doc__.splitlines()[0])
-    add_sft_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        summary = run_sft(sft_recipe_from_args(args))
-    except LlmrecError as e:
-        print(f"llmrec: error: {e}")
-        return 1
-    print(json.dumps({k: v for k, v in summary.items() if k != "recipe"}))
-    return 0
+    return stage_main("sft", run_sft, argv)
 
 
 if __name__ == "__main__":
