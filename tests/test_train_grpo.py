@@ -31,6 +31,8 @@ def test_rule_ranking_validity_rewards_on_a_hand_made_group():
     assert ranking[1] == 1.0
     assert ranking[0] == pytest.approx(-w[0]) and ranking[3] == pytest.approx(-w[3])
     assert ranking[0] < ranking[3] < 0  # a confident wrong answer costs more than a late one
+    two_groups = ranking_reward(dec, group_size=4)(completion_ids=group + [[1], [2], [3], [4]], target=["7"] * 8)
+    assert two_groups[:4] == ranking and two_groups[4:] == [0.0] * 4  # a group without the target: no signal
     assert validity_reward(dec)(completion_ids=group) == [0.0, 0.0, -1.0, 0.0]
     total = combine([(rule_reward(dec), 1.0), (validity_reward(dec), 2.0)])(completion_ids=group, target=target)
     assert total == [0.0, 1.0, -2.0, 0.0]

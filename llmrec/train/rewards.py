@@ -78,16 +78,27 @@ def rule_reward(decoder: CompletionItems) -> RewardFn:
 def ranking_reward(decoder: CompletionItems, group_size: int) -> RewardFn:
     """MiniOneRec-style ranking-aware reward: a hit gets 1; a wrong item is penalised by its rank
     in the group, -(1/log2(rank+2)) normalised so the penalties of a whole group sum to -1, so
-    confident wrong answers (high beam rank) cost the most."""
+    confident wrong answers (high beam rank) cost the most.
+
+    Only groups that contain the target are scored; a group without it gets 0 everywhere. Scoring
+    hit-less groups too would give every such group the same rank pattern, which after group
+    normalisation pushes probability from the top beams to the lower ones: noise that flattens the
+    policy when hits are rare (small models, large catalogues).
+    """
     weights = np.array([1.0 / math.log2(r + 2) for r in range(group_size)])
     weights = weights / weights.sum()
 
     def reward(completion_ids, target, beam_rank=None, **_: Any) -> list[float]:
         items = decoder.items(completion_ids)
+        hits = [it is not None and it == str(t) for it, t in zip(items, target)]
         out = []
-        for i, (it, t) in enumerate(zip(items, target)):
+        for i, hit in enumerate(hits):
+            g0 = (i // group_size) * group_size
+            if not any(hits[g0:g0 + group_size]):
+                out.append(0.0)
+                continue
             rank = int(beam_rank[i]) if beam_rank is not None else i % group_size
-            out.append(1.0 if it is not None and it == str(t) else -float(weights[min(rank, group_size - 1)]))
+            out.append(1.0 if hit else -float(weights[min(rank, group_size - 1)]))
         return out
 
     return _named(reward, "ranking")
