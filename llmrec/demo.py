@@ -177,7 +177,7 @@ def demo_chats(run: Path, prepared) -> list[dict[str, Any]]:
     rec = Recommender(model, tokenizer, sid_map, prepared.items)
     messages = []
     for ex in prepared.split.test[:2]:
-        titles = [prepared.items[i].title for i in ex.history[-2:] if prepared.items[i].title]
+        titles = [prepared.items[i].title.rstrip(". ") for i in ex.history[-2:] if prepared.items[i].title]
         if titles:
             messages.append("I just bought " + " and ".join(titles) + ". What else do I need?")
     messages.append("What's the weather like on Mars today?")

@@ -28,6 +28,28 @@ def format_items(recs: Sequence[Recommendation], show_sids: bool = False) -> str
     return "\n".join(lines)
 
 
+def _best_per_phrase(matches: list[Match], message: str) -> list[Match]:
+    """One item per phrase of the message (an exact title beats its fuzzy neighbours, e.g. the 120-grit
+    roll when the 80-grit one was named) and one item per distinct title. Full titles found by
+    scanning the whole message are all kept."""
+
+    def key(m: Match) -> str:
+        return m.item_id if m.phrase == message else m.phrase.lower()
+
+    best: dict[str, Match] = {}
+    for m in matches:
+        key_m = key(m)
+        if key_m not in best or (m.method == "exact") > (best[key_m].method == "exact") or (
+                (m.method == "exact") == (best[key_m].method == "exact") and m.score > best[key_m].score):
+            best[key_m] = m
+    out, titles = [], set()
+    for m in matches:
+        if best.get(key(m)) is m and m.title.lower() not in titles:
+            titles.add(m.title.lower())
+            out.append(m)
+    return out
+
+
 def chat_reply(rec: Recommender, message: str, history: Sequence[str] | None = None,
                show_sids: bool = False, k: int = 5) -> ChatReply:
     """Resolve the items a message mentions (plus an explicit `history`), then recommend.
@@ -42,7 +64,8 @@ def chat_reply(rec: Recommender, message: str, history: Sequence[str] | None = N
         raise LlmrecError(f"chat message has {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}.")
     with rec.lock:
         given: list[Match] = rec.resolve_history(list(history)) if history else []
-        mentioned = [m for m in rec.resolver.mentions(message) if m.item_id in rec.sid_map]
+        mentioned = _best_per_phrase([m for m in rec.resolver.mentions(message) if m.item_id in rec.sid_map],
+                                     message)
     seen: dict[str, Match] = {}
     for m in given + mentioned:
         seen.setdefault(m.item_id, m)
@@ -55,7 +78,7 @@ def chat_reply(rec: Recommender, message: str, history: Sequence[str] | None = N
     items = rec.recommend([m.item_id for m in resolved], k=k, exclude_seen=True)
     names = "; ".join(
         m.title.rstrip(". ") + (f" (from \"{m.phrase}\")" if m.method not in ("exact", "id") and m.phrase != message else "")
-        for m in mentioned)
+        for m in mentioned if m.item_id in seen and seen[m.item_id] is m)
     parts = []
     if mentioned:
         parts.append(f"I matched these catalogue items in your message: {names}.")
