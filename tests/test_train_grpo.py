@@ -147,3 +147,30 @@ def test_grpo_steps_change_policy_and_keep_reference_fixed(grpo_run, tmp_path):
     ref_state = summary["reference_checksum"]
     assert ref_state["before"] == ref_state["after"]  # the reference model stays fixed
     assert ref_state["after"] != ref_state["policy_after"]
+
+
+def test_dense_rewards_are_wired_from_run_artifacts(grpo_run):
+    """semantic (RUN/sid/embeddings.npy) and collaborative (RUN/baselines/sasrec) rewards load and score."""
+    from llmrec.eval.sasrec import SASRecConfig, train_sasrec
+    from llmrec.llm import load_model
+    from llmrec.train.common import load_run_inputs
+    from llmrec.train.config import GRPOSettings
+    from llmrec.train.grpo import build_rewards
+    from llmrec.train.rewards import CompletionItems
+
+    inputs = load_run_inputs(grpo_run)
+    ids = list(inputs.sid_map.codes)
+    np.save(grpo_run / "sid" / "embeddings.npy", np.random.default_rng(0).normal(size=(len(ids), 8)))
+    seqs = [[x.item for x in s] for s in inputs.prepared.split.train.values()]
+    sas, _ = train_sasrec(seqs, list(inputs.prepared.items), (), SASRecConfig(epochs=1), progress=False)
+    sas.save(grpo_run / "baselines" / "sasrec")
+    _, tok, _ = load_model(grpo_run / "sft" / "model")
+    dec = CompletionItems.from_tokenizer(tok, inputs.sid_map)
+    funcs, weights = build_rewards(GRPOSettings(rewards={"semantic": 0.5, "collaborative": 0.25}), dec, inputs, grpo_run)
+    assert [f.__name__ for f in funcs] == ["semantic", "collaborative"] and weights == [0.5, 0.25]
+    target = ids[0]
+    comp = [tok.convert_tokens_to_ids(inputs.sid_map.tokens(i)) for i in (ids[0], ids[1])]
+    sem = funcs[0](completion_ids=comp, target=[target] * 2)
+    assert sem[0] == pytest.approx(1.0) and sem[1] < 1.0
+    col = funcs[1](completion_ids=comp, history=[[ids[2]]] * 2)
+    assert all(0.0 <= c <= 1.0 for c in col)
