@@ -81,6 +81,8 @@ def grpo_run(tmp_path_factory, data_root):
     model, tok = load_base("tiny", sid_map=sid_map, items=load_prepared(run / "data").items,
                            tiny_config=TinyConfig(**TINY_MODEL))
     save_model(model, tok, sid_map, run / "sft" / "model")
+    # item vectors for the semantic reward (rows in SidMap order, as `llmrec sid build` writes them)
+    np.save(run / "sid" / "embeddings.npy", np.random.default_rng(0).normal(size=(len(sid_map), 8)))
     return run
 
 
@@ -92,7 +94,7 @@ def _recipe(run, out, steps=2):
         train=TrainConfig(max_steps=steps, learning_rate=5e-3, lr_scheduler="constant", warmup_ratio=0.0,
                           batch_size=8, logging_steps=1, save_steps=100, report_to=[], seed=1),
         grpo=GRPOSettings(num_generations=4, beta=0.1, num_seqrec=16, num_item2sid=4, eval_every=2, eval_samples=8,
-                          eval_beams=10, rewards={"rule": 1.0, "ranking": 1.0, "valid": 1.0}))
+                          eval_beams=10, rewards={"rule": 1.0, "ranking": 1.0, "semantic": 1.0, "valid": 1.0}))
 
 
 def test_rollout_gives_distinct_valid_items_per_group(grpo_run):
@@ -160,7 +162,6 @@ def test_dense_rewards_are_wired_from_run_artifacts(grpo_run):
 
     inputs = load_run_inputs(grpo_run)
     ids = list(inputs.sid_map.codes)
-    np.save(grpo_run / "sid" / "embeddings.npy", np.random.default_rng(0).normal(size=(len(ids), 8)))
     seqs = [[x.item for x in s] for s in inputs.prepared.split.train.values()]
     sas, _ = train_sasrec(seqs, list(inputs.prepared.items), (), SASRecConfig(epochs=1), progress=False)
     sas.save(grpo_run / "baselines" / "sasrec")
