@@ -549,23 +549,16 @@ def _k_core(inter: list[Interaction], min_user: int, min_item: int, dropped: dic
     """Drop users (and items) below the minimum count, repeating until stable when both are set."""
     while True:
         changed = False
-        if min_user > 1:
-            cu = Counter(x.user for x in inter)
-            low = {u for u, c in cu.items() if c < min_user}
+        for field, minimum in (("user", min_user), ("item", min_item)):
+            if minimum <= 1:
+                continue
+            counts = Counter(getattr(x, field) for x in inter)
+            low = {k for k, c in counts.items() if c < minimum}
             if low:
-                _add(dropped, "users_below_min_interactions", len(low))
+                _add(dropped, f"{field}s_below_min_interactions", len(low))
                 before = len(inter)
-                inter = [x for x in inter if x.user not in low]
-                _add(dropped, "events_of_users_below_min_interactions", before - len(inter))
-                changed = True
-        if min_item > 1:
-            ci = Counter(x.item for x in inter)
-            low = {i for i, c in ci.items() if c < min_item}
-            if low:
-                _add(dropped, "items_below_min_interactions", len(low))
-                before = len(inter)
-                inter = [x for x in inter if x.item not in low]
-                _add(dropped, "events_of_items_below_min_interactions", before - len(inter))
+                inter = [x for x in inter if getattr(x, field) not in low]
+                _add(dropped, f"events_of_{field}s_below_min_interactions", before - len(inter))
                 changed = True
         if not changed or min_item <= 1:
             return inter
