@@ -1,10 +1,13 @@
 """Benchmark SID construction: embed + residual k-means (balanced) + collision handling.
 
-    python scripts/bench_sid.py --dataset amazon18_scientific [--no-cache]
+    python scripts/bench_sid.py --dataset amazon18_scientific [--no-cache] [--quality]
     python scripts/bench_sid.py --synthetic 1000000        # 1M x 384 clustered vectors, quantize only
 
 The last line printed is one JSON object (dataset, items, embed_s, quantize_s, distinct_sids,
-collisions_before, collisions_after, utilization, ... and peak_rss_gb).
+collisions_before, collisions_after, utilization, ... and peak_rss_gb). `--quality` adds a check of
+the embeddings themselves: for consecutive item pairs (a, b) in the training part of each user's
+sequence (last two items held out), the rank of b among all items by cosine similarity to a
+(next_item_r10, next_item_r50, next_item_mrr). It is how the default encoder token limit was chosen.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -39,6 +44,25 @@ def clustered(n: int, dim: int, centers: int = 2048, seed: int = 0, chunk: int =
     return X
 
 
+def next_item_retrieval(emb: np.ndarray, ids: list[str], seqs: dict[str, list[str]], chunk: int = 4096) -> dict:
+    """R@10, R@50 and MRR of item b given item a, over consecutive training pairs (a != b)."""
+    row = {i: k for k, i in enumerate(ids)}
+    pairs = [(row[a], row[b]) for s in seqs.values() for a, b in zip(s[:-2], s[1:-2])
+             if a != b and a in row and b in row]
+    if not pairs:
+        return {}
+    P = np.asarray(pairs)
+    ranks = []
+    for s in range(0, len(P), chunk):
+        a, b = P[s:s + chunk, 0], P[s:s + chunk, 1]
+        S = emb[a] @ emb.T
+        S[np.arange(len(a)), a] = -np.inf
+        ranks.append((S > S[np.arange(len(a)), b][:, None]).sum(1))
+    r = np.concatenate(ranks)
+    return {"next_item_pairs": len(r), "next_item_r10": round(float((r < 10).mean()), 4),
+            "next_item_r50": round(float((r < 50).mean()), 4), "next_item_mrr": round(float((1 / (r + 1)).mean()), 4)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="amazon18_scientific")
@@ -48,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--codebook", type=int, default=256)
     ap.add_argument("--no-balanced", dest="balanced", action="store_false")
     ap.add_argument("--collision", default="reassign", choices=["reassign", "extra_token"])
-    ap.add_argument("--max-seq-length", type=int, default=64)
+    ap.add_argument("--max-seq-length", type=int, default=None, help="encoder token limit (SidConfig default)")
+    ap.add_argument("--quality", action="store_true", help="also score next-item retrieval by embedding")
     ap.add_argument("--no-cache", dest="cache", action="store_false", help="re-embed (honest embed timing)")
     ap.add_argument("--out", default=None, help="also write the sid folder here")
     args = ap.parse_args(argv)
@@ -83,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     from llmrec.sid.build import SidConfig, build_sids
 
     ds = load_dataset(args.dataset)
+    kw = {"max_seq_length": args.max_seq_length} if args.max_seq_length else {}
     cfg = SidConfig(levels=args.levels, codebook_size=args.codebook, balanced=args.balanced,
-                    collision=args.collision, max_seq_length=args.max_seq_length, use_cache=args.cache)
+                    collision=args.collision, use_cache=args.cache, **kw)
+    out_dir = args.out or (tempfile.mkdtemp(prefix="bench_sid_") if args.quality else None)
     t0 = time.perf_counter()
-    sm = build_sids(ds, cfg, out_dir=args.out)
+    sm = build_sids(ds, cfg, out_dir=out_dir)
     total = time.perf_counter() - t0
     st = sm.build_stats
     out = {"dataset": args.dataset, "items": len(sm), "embed_s": st["timings"]["embed_s"],
@@ -95,8 +122,15 @@ def main(argv: list[str] | None = None) -> int:
            "distinct_sids": st["distinct_sids"], "collisions_before": st["collisions_before"],
            "collisions_after": st["collisions_after"], "collision_method": st["collision_method"],
            "items_touched": st["items_touched"], "utilization": st["utilization_quantizer"],
-           "max_seq_length": args.max_seq_length, "balanced": args.balanced, "cpus": os.cpu_count(),
+           "max_seq_length": cfg.max_seq_length, "common_category_share": cfg.common_category_share,
+           "balanced": args.balanced, "cpus": os.cpu_count(),
            "load_avg_1m": round(os.getloadavg()[0], 2), "peak_rss_gb": peak_rss_gb()}
+    if args.quality:
+        emb = np.load(os.path.join(out_dir, "embeddings.npy"))  # rows in SidMap order
+        seqs = {u: [x.item for x in s] for u, s in ds.sequences().items()}
+        out.update(next_item_retrieval(emb, sm.item_ids, seqs))
+        if not args.out:
+            shutil.rmtree(out_dir, ignore_errors=True)
     print(json.dumps(out))
     return 0
 

@@ -119,3 +119,17 @@ def test_config_errors():
         SidConfig(source="npy")
     with pytest.raises(LlmrecError, match="unknown sid config"):
         SidConfig.from_dict({"levls": 3})
+
+
+def test_item_text_leaves_out_categories_every_item_shares():
+    from llmrec.data.records import Item
+    from llmrec.sid.embed import common_categories, item_texts
+
+    items = [Item(id=str(i), title=f"Beaker {i}", categories=["Industrial & Scientific", kind])
+             for i, kind in enumerate(["Lab", "Lab", "Tools"])]
+    assert common_categories(items, 0.5) == {"Industrial & Scientific", "Lab"}
+    assert common_categories(items, None) == set() == common_categories(items, 1.0)
+    texts = item_texts(items, common_category_share=0.9)
+    assert texts[0] == "Title: Beaker 0; Categories: Lab"
+    assert texts[2] == "Title: Beaker 2; Categories: Tools"
+    assert item_texts(items)[0] == "Title: Beaker 0; Categories: Industrial & Scientific, Lab"

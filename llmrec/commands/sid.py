@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--encoder", default=None, help="sentence-transformers path or id (default all-MiniLM-L6-v2)")
     b.add_argument("--fields", default=None, help="comma list of item fields for the text "
                                                   "(default title,brand,categories,description)")
-    b.add_argument("--max-seq-length", type=int, default=None, help="encoder token limit (default 64)")
+    b.add_argument("--max-seq-length", type=int, default=None, help="encoder token limit (default 32: title, brand and categories come first)")
     b.add_argument("--max-chars", type=int, default=None, help="cut item text to this many characters (1000)")
     b.add_argument("--quantizer", default="rkmeans", choices=["rkmeans", "random"])
     b.add_argument("--levels", type=int, default=3)

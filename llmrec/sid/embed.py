@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -44,14 +45,18 @@ def _clean(value: object) -> str:
     return " ".join(str(value).split())
 
 
-def item_text(item: Item, fields: Sequence[str] = DEFAULT_FIELDS, max_chars: int | None = 1000) -> str:
+def item_text(item: Item, fields: Sequence[str] = DEFAULT_FIELDS, max_chars: int | None = 1000,
+              skip_categories: frozenset[str] | set[str] = frozenset()) -> str:
     """'Title: ...; Brand: ...; Categories: ...; Description: ...' (empty fields left out).
 
-    Unknown field names are looked up in `item.features`. The result is cut to `max_chars`.
+    Unknown field names are looked up in `item.features`. Categories in `skip_categories` are
+    left out. The result is cut to `max_chars`.
     """
     parts = []
     for f in fields:
         value = getattr(item, f) if f in FIELD_LABELS else item.features.get(f)
+        if f == "categories" and skip_categories and value:
+            value = [c for c in value if c not in skip_categories]
         text = _clean(value)
         if text:
             parts.append(f"{FIELD_LABELS.get(f, f.replace('_', ' ').capitalize())}: {text}")
@@ -59,10 +64,28 @@ def item_text(item: Item, fields: Sequence[str] = DEFAULT_FIELDS, max_chars: int
     return out[:max_chars] if max_chars else out
 
 
+def common_categories(items: Iterable[Item], max_share: float | None) -> set[str]:
+    """Categories carried by more than `max_share` of the items (e.g. Amazon's root category).
+
+    They say nothing that tells items apart but cost encoder tokens on every item, so the text
+    builder leaves them out. None or >= 1 keeps every category.
+    """
+    values = list(items)
+    if max_share is None or max_share >= 1 or not values:
+        return set()
+    counts = Counter(c for it in values for c in set(it.categories or ()))
+    return {c for c, n in counts.items() if n > max_share * len(values)}
+
+
 def item_texts(items: Mapping[str, Item] | Iterable[Item], fields: Sequence[str] = DEFAULT_FIELDS,
-               max_chars: int | None = 1000) -> list[str]:
-    values = items.values() if isinstance(items, Mapping) else items
-    return [item_text(it, fields, max_chars) for it in values]
+               max_chars: int | None = 1000, common_category_share: float | None = None) -> list[str]:
+    """item_text for each item; categories on more than `common_category_share` of items dropped."""
+    values = list(items.values() if isinstance(items, Mapping) else items)
+    skip = frozenset(common_categories(values, common_category_share))
+    if skip:
+        log.info("leaving out categories shared by > %.0f%% of items: %s", 100 * common_category_share,
+                 ", ".join(sorted(skip)))
+    return [item_text(it, fields, max_chars, skip) for it in values]
 
 
 def model_fingerprint(path_or_id: str) -> str:
@@ -133,6 +156,6 @@ def embed_texts(texts: Sequence[str], encoder: str | None = None, batch_size: in
 
 
 def embed_items(items: Mapping[str, Item], encoder: str | None = None, fields: Sequence[str] = DEFAULT_FIELDS,
-                max_chars: int | None = 1000, **kwargs) -> np.ndarray:
-    """Embeddings of `items` in their dict order (see embed_texts for kwargs)."""
-    return embed_texts(item_texts(items, fields, max_chars), encoder=encoder, **kwargs)
+                max_chars: int | None = 1000, common_category_share: float | None = None, **kwargs) -> np.ndarray:
+    """Embeddings of `items` in their dict order (see item_texts, and embed_texts for kwargs)."""
+    return embed_texts(item_texts(items, fields, max_chars, common_category_share), encoder=encoder, **kwargs)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from llmrec.io import write_json
+from llmrec.train.answer_loss import sft_trainer_class
 from llmrec.train.args import stage_main
 from llmrec.train.common import (
     WallTimeLimit,
@@ -48,7 +49,7 @@ def _drop_metadata(dataset):
 
 def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     """Train, save the model bundle into RUN/sft (or recipe.output), return the summary."""
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from llmrec.corpus import load_corpus
     from llmrec.llm import load_base
@@ -79,7 +80,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         dataset_num_proc=min(4, os.cpu_count() or 1) if len(datasets["train"]) > 20000 else None,
     )
     train_ds = _drop_metadata(datasets["train"])
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class()(
         model=model,
         args=args,
         train_dataset=train_ds,

@@ -1,0 +1,89 @@
+"""Answer-only SFT loss that sends only the labelled positions through the LM head.
+
+Why by hand: TRL 1.16's fused LM head projects only labelled positions on Triton (GPU) devices;
+everywhere else it projects every position of every row and also computes entropy and top-1
+side outputs. Our answers are short (a 3-4 token Semantic ID after a ~100-token prompt), so on a
+CPU that is ~25x more LM-head work than the loss needs (py-spy: ~37% of a tiny-model step).
+On one process without CUDA we run the backbone and project only the answer positions; on GPU
+and under DDP / DeepSpeed / FSDP (where the wrapped module must be called as a whole) TRL's own
+path is used unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+# Config fields that change the logits after the LM head; a model that sets one keeps TRL's path.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
+                     "logits_scaling")
+
+
+def compact_loss_supported(model: torch.nn.Module, *, num_processes: int, device: torch.device) -> bool:
+    """True when the compact path computes exactly the loss TRL would (plain linear LM head)."""
+    if num_processes != 1 or device.type == "cuda":
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    text_config = base.config.get_text_config()
+    if any(getattr(text_config, name, None) not in (None, 1.0) for name in _LOGIT_TRANSFORMS):
+        return False
+    return hasattr(base, "base_model") and base.get_output_embeddings() is not None
+
+
+def answer_only_loss(model: torch.nn.Module, inputs: dict[str, Any],
+                     num_items_in_batch: int | torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(loss, stats) with the next-token NLL summed over labelled positions.
+
+    The loss is divided by `num_items_in_batch` when given (what Trainer passes under gradient
+    accumulation), else by the number of labelled tokens, exactly as TRL does. `stats` holds the
+    detached `num_valid`, `num_correct` (top-1 hits) and `entropy_sum` for TRL's metrics.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone_kwargs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+    hidden = base.base_model(**backbone_kwargs, use_cache=False).last_hidden_state
+    labels = inputs["labels"][:, 1:]
+    mask = labels != -100
+    head = base.get_output_embeddings()
+    logits = head(hidden[:, :-1][mask]).float()
+    target = labels[mask]
+    loss_sum = F.cross_entropy(logits, target, reduction="sum")
+    denom = mask.sum() if num_items_in_batch is None else num_items_in_batch
+    loss = loss_sum / torch.as_tensor(denom, device=loss_sum.device).clamp(min=1)
+    with torch.no_grad():
+        logp = logits.log_softmax(-1)
+        stats = {"num_valid": mask.sum(), "num_correct": (logits.argmax(-1) == target).sum(),
+                 "entropy_sum": -(logp.exp() * logp).sum()}
+    return loss, stats
+
+
+def sft_trainer_class():
+    """TRL's SFTTrainer with the compact loss on single-process CPU training steps."""
+    from trl import SFTTrainer
+
+    class AnswerOnlySFTTrainer(SFTTrainer):
+        """SFTTrainer whose training loss projects only answer positions when that is exact."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            use_compact = (model.training and not return_outputs and self.args.loss_type == "nll"
+                           and self.label_smoother is None and self.compute_loss_func is None
+                           and not self.aux_loss_enabled
+                           and compact_loss_supported(model, num_processes=self.accelerator.num_processes,
+                                                      device=self.args.device))
+            if not use_compact:
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            loss, stats = answer_only_loss(model, inputs, num_items_in_batch)
+            n = stats["num_valid"].item()
+            metrics = self._metrics["train"]
+            metrics["entropy"].append(stats["entropy_sum"].item() / n if n else 0.0)
+            metrics["mean_token_accuracy"].append(stats["num_correct"].item() / n if n else 0.0)
+            if "attention_mask" in inputs:
+                self._total_train_tokens += int(inputs["attention_mask"].sum().item())
+            else:
+                self._total_train_tokens += int(inputs["input_ids"].numel())
+            metrics["num_tokens"] = [self._total_train_tokens]
+            return loss
+
+    return AnswerOnlySFTTrainer
