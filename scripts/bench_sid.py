@@ -13,6 +13,7 @@ sequence (last two items held out), the rank of b among all items by cosine simi
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -47,7 +48,7 @@ def clustered(n: int, dim: int, centers: int = 2048, seed: int = 0, chunk: int =
 def next_item_retrieval(emb: np.ndarray, ids: list[str], seqs: dict[str, list[str]], chunk: int = 4096) -> dict:
     """R@10, R@50 and MRR of item b given item a, over consecutive training pairs (a != b)."""
     row = {i: k for k, i in enumerate(ids)}
-    pairs = [(row[a], row[b]) for s in seqs.values() for a, b in zip(s[:-2], s[1:-2])
+    pairs = [(row[a], row[b]) for s in seqs.values() for a, b in itertools.pairwise(s[:-2])
              if a != b and a in row and b in row]
     if not pairs:
         return {}

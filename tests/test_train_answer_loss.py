@@ -54,5 +54,5 @@ def test_compact_loss_matches_trl_fused_head(peft, num_items):
     assert torch.allclose(ours, ref, atol=1e-5)
     assert int(stats["num_valid"]) == int(out.label_mask.sum()) == 4 + 3 + 2
     assert g_ours.keys() == g_ref.keys() and g_ours
-    for name in g_ref:
-        assert torch.allclose(g_ours[name], g_ref[name], atol=1e-5), name
+    for name, grad in g_ref.items():
+        assert torch.allclose(g_ours[name], grad, atol=1e-5), name
