@@ -63,3 +63,15 @@ def test_lora_mode_trains_sid_rows_and_saves_merged_model(small_run, tmp_path):
     assert (tmp_path / "lora" / "adapter" / "adapter_config.json").exists()
     model, _, _ = load_model(tmp_path / "lora" / "model")
     assert not any("lora" in n for n, _ in model.named_parameters())
+
+
+def test_recipe_numbers_written_without_a_dot_are_numbers(tmp_path):
+    from llmrec.io import LlmrecError
+    from llmrec.train.config import SFTRecipe, load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  learning_rate: 1e-4\n")
+    recipe = load_recipe(SFTRecipe, path, ["train.weight_decay=1e-2", "train.max_steps=5"])
+    assert recipe.train.learning_rate == 1e-4 and recipe.train.weight_decay == 0.01 and recipe.train.max_steps == 5
+    with pytest.raises(LlmrecError, match="train.learning_rate"):
+        load_recipe(SFTRecipe, path, ["train.learning_rate=fast"])

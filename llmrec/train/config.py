@@ -90,8 +90,21 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
     for name, value in data.items():
         ftype = fields[name].type
         sub = _DATACLASSES.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
-        kwargs[name] = _build(sub, value, f"{where}.{name}") if sub and isinstance(value, dict) else value
+        if sub and isinstance(value, dict):
+            value = _build(sub, value, f"{where}.{name}")
+        kwargs[name] = _coerce_number(value, ftype, f"{where}.{name}")
     return cls(**kwargs)
+
+
+def _coerce_number(value: Any, ftype: Any, where: str) -> Any:
+    """YAML reads `1e-4` (no dot) as a string: turn strings into the field's number type."""
+    kinds = {k.strip() for k in str(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", "")).split("|")}
+    if not isinstance(value, str) or not kinds & {"float", "int"}:
+        return value
+    try:
+        return float(value) if "float" in kinds else int(value)
+    except ValueError:
+        raise LlmrecError(f"{where}: expected a number, got {value!r}") from None
 
 
 _DATACLASSES: dict[str, type] = {"ModelConfig": ModelConfig, "AdapterConfig": AdapterConfig,
