@@ -122,9 +122,9 @@ def _load_adapter(model_dir: Path, sid_map: SidMap | None):
 
 def merge_adapter(model):
     """Fold a PEFT adapter into its (already SID-resized) base; a plain model is returned unchanged."""
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    return model
+    from llmrec.llm.loading import merge_adapter as _merge
+
+    return _merge(model)
 
 
 def _needs_merge(model, merge: bool | None) -> bool:

@@ -59,12 +59,73 @@ def load_base(preset_or_path: str, *, sid_map: SidMap, items: dict[str, Item] | 
     return model, tokenizer
 
 
+def is_quantized(model) -> bool:
+    """True for a model loaded through bitsandbytes (4 or 8 bit)."""
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+
+
+def merge_adapter(model):
+    """PEFT model -> plain model with the adapter merged in; anything else is returned as it is.
+
+    On a bitsandbytes (QLoRA) base, PEFT's `merge_and_unload` adds the LoRA update and re-quantizes
+    each weight to 4 bit, which rounds away much of a small update. Here each LoRA layer's base
+    weight is dequantized, the update added in float32, and the result is an unquantized model.
+    """
+    if not hasattr(model, "merge_and_unload"):
+        return model
+    base = model.get_base_model()
+    if not is_quantized(base):
+        return model.merge_and_unload()
+    from peft.tuners.lora import LoraLayer
+    from peft.utils.integrations import dequantize_bnb_weight
+
+    merged: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, module in base.named_modules():
+            if not isinstance(module, LoraLayer):
+                continue
+            if any(module.use_dora.get(a, False) for a in module.active_adapters) or module.merged:
+                log.warning("merge_adapter: %s uses DoRA or is already merged; using PEFT's merge", name)
+                return model.merge_and_unload()
+            layer = module.get_base_layer()
+            w = dequantize_bnb_weight(layer.weight, state=getattr(layer, "state", None)).float()
+            for a in module.active_adapters:
+                if a in module.lora_A:
+                    w = w + module.get_delta_weight(a).float()
+            merged[name] = w
+    plain = _dequantize(model.unload())  # unload keeps the trained modules_to_save (embed_tokens, lm_head)
+    with torch.no_grad():
+        for name, w in merged.items():
+            lin = plain.get_submodule(name)
+            lin.weight.copy_(w.to(lin.weight.dtype))
+    out, inp = plain.get_output_embeddings(), plain.get_input_embeddings()
+    if (getattr(plain.config, "tie_word_embeddings", False) and out is not None
+            and out.weight.data_ptr() != inp.weight.data_ptr()):
+        plain.config.tie_word_embeddings = False  # embed_tokens and lm_head were trained as two copies
+    return plain
+
+
+def _dequantize(model):
+    """bitsandbytes model -> plain model in one dtype (the one it was loaded with): dequantized linear
+    layers come back in that dtype, while kept-out modules (embeddings, norms) may be in another."""
+    dtype = getattr(model.config, "dtype", None)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    if not isinstance(dtype, torch.dtype):
+        dtype = model.get_input_embeddings().weight.dtype
+    model = model.dequantize(dtype=dtype)
+    return model.to(dtype)
+
+
 def save_model(model, tokenizer, sid_map: SidMap, out_dir: str | Path) -> Path:
     """Write model (safetensors), tokenizer, sid_map.json and llmrec_sid.json as one atomic folder."""
     rec, where = read_sid_record(tokenizer)
     if rec is None:
         raise LlmrecError(f"tokenizer {where} has no SID tokens recorded; build the model with load_base().")
     check_sid_map(tokenizer, sid_map)
+    if is_quantized(model):
+        # A 4/8-bit (QLoRA) model: later stages train, serve and run on CPU, so store plain weights.
+        model = _dequantize(model)
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
@@ -83,7 +144,7 @@ def load_model(model_dir: str | Path, sid_map: SidMap | str | Path | None = None
     """
     from transformers import AutoModelForCausalLM
 
-    from llmrec.llm.presets import load_tokenizer, quantization_config_4bit
+    from llmrec.llm.presets import compute_dtype_4bit, load_tokenizer, quantization_config_4bit
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
@@ -101,7 +162,7 @@ def load_model(model_dir: str | Path, sid_map: SidMap | str | Path | None = None
     torch_dtype = resolve_dtype(dtype)
     kwargs = {"dtype": torch_dtype}
     if load_in_4bit:
-        kwargs["quantization_config"] = quantization_config_4bit(torch_dtype)
+        kwargs["quantization_config"] = quantization_config_4bit(compute_dtype_4bit(torch_dtype))
         kwargs["device_map"] = device_map or {"": torch.cuda.current_device()}
     elif device_map is not None:
         kwargs["device_map"] = device_map

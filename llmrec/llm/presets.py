@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,12 +21,19 @@ PRESETS = {
 ALIASES = {"smollm2": "smollm2-135m", "smollm2-135m-instruct": "smollm2-135m"}
 
 
+def use_cuda() -> bool:
+    """CUDA is there and this process was not told to stay on the CPU (`accelerate launch --cpu`
+    sets ACCELERATE_USE_CPU; the Trainer then trains on the CPU even on a GPU machine)."""
+    off = os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes", "on")
+    return torch.cuda.is_available() and not off
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, *, cuda: bool | None = None) -> torch.dtype:
     """None/'auto' -> bfloat16 on a GPU that supports it, float32 on CPU; strings like 'bf16' accepted."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if cuda is None:
-        cuda = torch.cuda.is_available()
+        cuda = use_cuda()
     if dtype in (None, "auto"):
         return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
@@ -48,6 +56,11 @@ def quantization_config_4bit(compute_dtype: torch.dtype = torch.bfloat16):
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute_dtype)
+
+
+def compute_dtype_4bit(dtype: torch.dtype) -> torch.dtype:
+    """4-bit matmuls run in bf16 where the GPU has it, even when the unquantized parts are float32."""
+    return resolve_dtype(None, cuda=True) if dtype == torch.float32 else dtype
 
 
 def ensure_chat_template(tokenizer) -> None:
@@ -96,7 +109,7 @@ def load_pretrained_dir(path: str | Path, *, dtype: torch.dtype, trust_remote_co
 
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
     if load_in_4bit:
-        kwargs["quantization_config"] = quantization_config_4bit(dtype)
+        kwargs["quantization_config"] = quantization_config_4bit(compute_dtype_4bit(dtype))
         kwargs["device_map"] = device_map or {"": torch.cuda.current_device()}
     elif device_map is not None:
         kwargs["device_map"] = device_map
@@ -123,6 +136,8 @@ def load_pretrained(preset_or_path: str, *, items: dict[str, Item] | None = None
         from llmrec.llm.tiny import build_tiny
 
         model, tok = build_tiny(items, extra_texts, seed=seed, config=tiny_config, dtype=torch_dtype)
+        if load_in_4bit:
+            return _reload_4bit(model, tok, dtype=torch_dtype, device_map=device_map)
         if device_map not in (None, "cpu"):
             model = model.to(device_map if isinstance(device_map, str) else "cuda")
         return model, tok
@@ -136,5 +151,21 @@ def load_pretrained(preset_or_path: str, *, items: dict[str, Item] | None = None
             path = preset_or_path  # a hub id
     model, tok = load_pretrained_dir(path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
                                      load_in_4bit=load_in_4bit, device_map=device_map)
+    model.eval()
+    return model, tok
+
+
+def _reload_4bit(model, tokenizer, *, dtype: torch.dtype, device_map=None):
+    """A freshly built model has no checkpoint for bitsandbytes to quantize while loading: save it to a
+    temporary folder and load it back in 4 bit, exactly as a Hub model would be."""
+    import tempfile
+
+    quantization_config_4bit(dtype)  # fail early (no CUDA / no bitsandbytes), before writing anything
+    with tempfile.TemporaryDirectory(prefix="llmrec-4bit-") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        del model
+        model, tok = load_pretrained_dir(tmp, dtype=dtype, load_in_4bit=True, device_map=device_map)
+    model.config.name_or_path = model.name_or_path = ""  # as a tiny model built in memory (not the temp folder)
     model.eval()
     return model, tok

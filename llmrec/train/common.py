@@ -13,6 +13,7 @@ from transformers import TrainerCallback
 
 from llmrec.data.store import PreparedData, load_prepared
 from llmrec.io import LlmrecError
+from llmrec.llm.presets import use_cuda
 from llmrec.sid.sidmap import SidMap
 from llmrec.train.config import AdapterConfig, TrainConfig
 
@@ -37,8 +38,8 @@ def load_run_inputs(run_dir: str | Path) -> RunInputs:
 
 
 def precision_kwargs() -> dict[str, Any]:
-    """TRL 1.16 defaults to bf16 and refuses CPU: choose explicitly."""
-    if torch.cuda.is_available():
+    """TRL 1.16 defaults to bf16 and refuses CPU: choose explicitly (`accelerate launch --cpu` counts as CPU)."""
+    if use_cuda():
         bf16 = torch.cuda.is_bf16_supported()
         return {"bf16": bf16, "fp16": not bf16, "use_cpu": False}
     return {"bf16": False, "fp16": False, "use_cpu": True}

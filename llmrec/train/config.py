@@ -20,7 +20,10 @@ class ModelConfig:
 
     preset: str = "tiny"  # tiny | smollm2-135m | any HF id or local path
     init: str = "semantic"  # semantic | mean | random (new SID token rows)
-    dtype: str | None = None  # None: float32 on CPU, bf16 on GPUs that support it
+    # Weights as trained: float32 master weights, with bf16/fp16 autocast on GPUs (precision_kwargs).
+    # 'bf16' halves memory but AdamW updates below bf16's resolution (lr ~1e-5) are rounded away.
+    # None/'auto': bf16 on GPUs that support it, float32 on CPU.
+    dtype: str | None = "float32"
     trust_remote_code: bool = False
     load_in_4bit: bool = False  # QLoRA (GPU, bitsandbytes)
     tiny: dict[str, Any] = field(default_factory=dict)  # overrides for the tiny preset's architecture

@@ -219,7 +219,9 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     run_dir = inputs.run_dir
     init_dir = Path(recipe.init_model or run_dir / "sft" / "model")
     out_dir = Path(recipe.output or run_dir / "grpo")
-    model, tokenizer, sid_map = load_model(init_dir, sid_map=inputs.sid_map)
+    # float32 master weights (bf16 autocast on GPUs): at GRPO's learning rates (~1e-5) AdamW steps are
+    # smaller than bf16's spacing, so a policy held in bf16 would barely move.
+    model, tokenizer, sid_map = load_model(init_dir, sid_map=inputs.sid_map, dtype=torch.float32)
     if recipe.adapter.mode == "lora" and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()  # a fresh adapter on top of the SFT weights
     settings = recipe.grpo
