@@ -110,3 +110,18 @@ def test_real_reference_map_trie():
     assert len(trie) == 4344 and trie.max_depth == 4
     seqs = torch.tensor([trie.sid_token_ids[i] + [0] for i in sm.item_ids])
     assert trie.items(trie.items_from_sequences(seqs).tolist()) == sm.item_ids
+
+
+def test_trie_over_token_sequences_drops_repeats_and_prefixes_and_decodes_only_them(setup):
+    from llmrec.decode import recommend
+
+    sm, model, tok, _ = setup
+    seqs = {"a": [5, 6, 7], "b": [5, 6, 8, 9], "dup": [5, 6, 7], "pre": [5, 6], "c": [10]}
+    trie = SidTrie.from_token_sequences(seqs, tok)
+    assert trie.item_ids == ["a", "b", "c"] and trie.dropped == ["dup", "pre"]
+    for item in trie.item_ids:
+        node = trie.walk(torch.tensor([seqs[item]]))
+        assert trie.item_ids[int(trie.leaf_item[node])] == item
+    prompts, _ = chat_prompts(tok, sm, 2)
+    got = recommend(model, tok, trie, prompts, k=3, num_beams=3)
+    assert all(sorted(i for i, _ in row) == ["a", "b", "c"] for row in got)

@@ -91,7 +91,8 @@ def test_chat_template_renders_roles_and_generation_prompt(tiny):
     msgs = [{"role": "system", "content": "You recommend."}, {"role": "user", "content": "History: x"},
             {"role": "assistant", "content": "<a_1><b_2><c_3>"}]
     text = tok.apply_chat_template(msgs, tokenize=False)
-    assert text == ("<|im_start|>system\nYou recommend.<|im_end|>\n<|im_start|>user\nHistory: x<|im_end|>\n"
+    # the tiny template leaves the (constant) system message out
+    assert text == ("<|im_start|>user\nHistory: x<|im_end|>\n"
                     "<|im_start|>assistant\n<a_1><b_2><c_3><|im_end|>\n")
     prompt = tok.apply_chat_template(msgs[:2], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n")

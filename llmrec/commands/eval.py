@@ -94,21 +94,31 @@ def get_sasrec(run: Path, prepared, *, epochs: int | None = None, seed: int = 42
     return model, train_info
 
 
-def run_translation(model_dirs: list[str], prepared, n: int, seed: int, out_root: Path) -> dict:
-    """item2sid / sid2item greedy accuracy per model on n training items (written beside the metrics)."""
+def run_translation(model_dirs: list[str], prepared, n: int, seed: int, out_root: Path,
+                    corpus_dir: Path | None = None) -> dict:
+    """item2sid / sid2item greedy accuracy per model on n training items (written beside the metrics).
+
+    Titles are clipped as the run's corpus clipped them (its manifest), so the check asks for
+    exactly the text the model was taught."""
     from llmrec.eval.translation import evaluate_translation, sample_items
     from llmrec.io import write_json
     from llmrec.llm import load_model
 
+    max_title_chars = None
+    if corpus_dir is not None and (corpus_dir / "manifest.json").exists():
+        from llmrec.corpus import load_corpus_manifest
+
+        max_title_chars = load_corpus_manifest(corpus_dir).get("config", {}).get("max_title_chars")
     out = {}
     for model_dir in model_dirs:
         model, tokenizer, sid_map = load_model(model_dir)
         ids = sample_items(prepared.items, sid_map, n, seed=seed)
-        res = evaluate_translation(model, tokenizer, sid_map, prepared.items, ids)
+        res = evaluate_translation(model, tokenizer, sid_map, prepared.items, ids, max_title_chars=max_title_chars)
         name = llm_ranker_name(model_dir)
         write_json(out_root / _safe_name(name) / "translation.json", res)
-        out[name] = {k: res[k] for k in ("n", "item2sid_acc", "sid2item_acc")}
-        print(f"{name}: item2sid {res['item2sid_acc']:.3f}  sid2item {res['sid2item_acc']:.3f}  (n={res['n']})")
+        out[name] = {k: res[k] for k in ("n", "item2sid_acc", "sid2item_acc", "sid2item_constrained_acc")}
+        print(f"{name}: item2sid {res['item2sid_acc']:.3f}  sid2item {res['sid2item_acc']:.3f} free text, "
+              f"{res['sid2item_constrained_acc']:.3f} over catalogue titles  (n={res['n']})")
     return out
 
 
@@ -173,7 +183,8 @@ def run_eval(args: argparse.Namespace) -> int:
               + f"  ({time.time() - t0:.1f}s)")
     translation = {}
     if getattr(args, "translation", 0):
-        translation = run_translation(args.model, prepared, args.translation, args.seed, out_root)
+        translation = run_translation(args.model, prepared, args.translation, args.seed, out_root,
+                                      corpus_dir=run / "corpus")
     table = compare_table(results, ks)
     write_json(out_root / "metrics.json", {"format": "llmrec.eval-combined/1", "split": args.split,
                                            "data_fingerprint": prepared.fingerprint, "rankers": results,

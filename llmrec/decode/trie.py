@@ -10,7 +10,7 @@ finished or invalid row never has an all -inf score row. All per-step queries (`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -40,18 +40,6 @@ class SidTrie:
 
     def __init__(self, sid_map: SidMap, tokenizer, end_ids: Sequence[int] | None = None,
                  pad_id: int | None = None, device: str | torch.device = "cpu"):
-        self.fingerprint = sid_map.fingerprint
-        self.end_ids = [int(e) for e in (end_ids if end_ids is not None else default_end_ids(tokenizer))]
-        if not self.end_ids:
-            raise LlmrecError("SidTrie needs at least one end token id (end_ids=[]).")
-        if pad_id is None:
-            pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_ids[0]
-        self.pad_id = int(pad_id)
-        self.item_ids: list[str] = list(sid_map.codes)
-        self.item_index = {it: i for i, it in enumerate(self.item_ids)}
-        self.max_depth = max(len(c) for c in sid_map.codes.values())
-        self.min_depth = min(len(c) for c in sid_map.codes.values())
-
         vocab = tokenizer.get_vocab()
         tok_id: dict[tuple[int, int], int] = {}
         for codes in sid_map.codes.values():
@@ -62,22 +50,66 @@ class SidTrie:
                         raise LlmrecError(f"SID token {t} is not in the tokenizer vocabulary; add the SID "
                                           "tokens with llmrec.llm (load_base(..., sid_map=...)) first.")
                     tok_id[(lvl, c)] = int(vocab[t])
-        self.vocab_needed = max(max(tok_id.values()), max(self.end_ids), self.pad_id) + 1
+        sequences = {item: tuple(tok_id[(lvl, c)] for lvl, c in enumerate(codes))
+                     for item, codes in sid_map.codes.items()}
+        self._build(sequences, tokenizer, end_ids, pad_id, strict=True)
+        self.fingerprint = sid_map.fingerprint
+        if str(device) != "cpu":
+            self.to(device)
+
+    @classmethod
+    def from_token_sequences(cls, sequences: Mapping[str, Sequence[int]], tokenizer,
+                             end_ids: Sequence[int] | None = None, pad_id: int | None = None,
+                             device: str | torch.device = "cpu") -> SidTrie:
+        """A trie over arbitrary token sequences per item (e.g. tokenized titles), same queries.
+
+        Sequences that repeat another item's, or are a prefix of another's, are left out (the first
+        item keeps its sequence); `self.dropped` lists those item ids.
+        """
+        trie = cls.__new__(cls)
+        trie._build({str(k): tuple(int(t) for t in v) for k, v in sequences.items() if len(v)}, tokenizer,
+                     end_ids, pad_id, strict=False)
+        trie.fingerprint = ""
+        if str(device) != "cpu":
+            trie.to(device)
+        return trie
+
+    def _build(self, sequences: dict[str, tuple[int, ...]], tokenizer, end_ids: Sequence[int] | None,
+               pad_id: int | None, strict: bool) -> None:
+        """Fill the tensors from token sequences; `strict` raises on shared/prefix sequences."""
+        self.end_ids = [int(e) for e in (end_ids if end_ids is not None else default_end_ids(tokenizer))]
+        if not self.end_ids:
+            raise LlmrecError("SidTrie needs at least one end token id (end_ids=[]).")
+        if pad_id is None:
+            pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_ids[0]
+        self.pad_id = int(pad_id)
+        if not sequences:
+            raise LlmrecError("SidTrie: no item sequences to build from")
+        self.dropped: list[str] = []
+        if not strict:
+            kept = self._prefix_free(sequences)
+            self.dropped = [i for i in sequences if i not in kept]
+            sequences = kept
+        self.item_ids: list[str] = list(sequences)
+        self.item_index = {it: i for i, it in enumerate(self.item_ids)}
+        self.max_depth = max(len(c) for c in sequences.values())
+        self.min_depth = min(len(c) for c in sequences.values())
+        self.vocab_needed = max(max(max(c) for c in sequences.values()), max(self.end_ids), self.pad_id) + 1
 
         # Assign node ids level by level; children keyed by prefix tuple (built once, in Python).
         node_of: dict[tuple[int, ...], int] = {(): 0}
         parents, depths, toks = [-1], [0], [-1]
         for d in range(1, self.max_depth + 1):
-            prefixes = sorted({c[:d] for c in sid_map.codes.values() if len(c) >= d})
+            prefixes = sorted({c[:d] for c in sequences.values() if len(c) >= d})
             for p in prefixes:
                 if p[:-1] not in node_of:
                     continue
                 node_of[p] = len(parents)
                 parents.append(node_of[p[:-1]])
                 depths.append(d)
-                toks.append(tok_id[(d - 1, p[-1])])
+                toks.append(p[-1])
         leaf_of = {}
-        for item, codes in sid_map.codes.items():
+        for item, codes in sequences.items():
             leaf_of[item] = node_of[codes]
         n_real = len(parents)
         done = n_real
@@ -125,11 +157,21 @@ class SidTrie:
                 node = parents[node]
         self.leaves_under = under
         self.end_ids_t = torch.tensor(self.end_ids, dtype=torch.long)
-        self.sid_token_ids = {item: [tok_id[(lvl, c)] for lvl, c in enumerate(sid_map.codes[item])]
-                              for item in self.item_ids}
+        self.sid_token_ids = {item: list(sequences[item]) for item in self.item_ids}
         self.device = torch.device("cpu")
-        if str(device) != "cpu":
-            self.to(device)
+
+    @staticmethod
+    def _prefix_free(sequences: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        kept: dict[str, tuple[int, ...]] = {}
+        owner: dict[tuple[int, ...], str] = {}
+        for item, seq in sequences.items():
+            if seq not in owner:
+                owner[seq] = item
+        prefixes = {seq[:d] for seq in owner for d in range(1, len(seq))}
+        for item, seq in sequences.items():
+            if owner[seq] == item and seq not in prefixes:
+                kept[item] = seq
+        return kept
 
     _TENSORS = ("child_tok", "child_node", "child_ok", "leaf_item", "is_leaf", "depth", "parent",
                 "item_leaf", "leaves_under", "end_ids_t")

@@ -20,9 +20,12 @@ IM_END = "<|im_end|>"
 ENDOFTEXT = "<|endoftext|>"
 
 #: ChatML with `{% generation %}` markers so TRL's assistant-only loss can find the replies.
+#: System messages are left out: a from-scratch model learns nothing from a constant preamble, and
+#: the corpus's system prompts were about a third of every training row's tokens.
 CHATML_TEMPLATE = (
     "{%- for message in messages %}"
-    "{%- if message['role'] == 'assistant' %}"
+    "{%- if message['role'] == 'system' %}"
+    "{%- elif message['role'] == 'assistant' %}"
     "{{- '<|im_start|>assistant\\n' }}"
     "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
     "{{- '\\n' }}"

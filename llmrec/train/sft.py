@@ -138,11 +138,12 @@ def save_trained(model, tokenizer, sid_map, out_dir: Path) -> Path:
     """Save OUT/model as a plain (merged) model that every later stage loads; with LoRA also keep
     the adapter alone in OUT/adapter (what a Hub bundle of a Hub-hosted base needs)."""
     from llmrec.llm import save_model
+    from llmrec.llm.loading import merge_adapter
 
     if hasattr(model, "merge_and_unload"):
         model.save_pretrained(out_dir / "adapter")
         tokenizer.save_pretrained(out_dir / "adapter")
-        model = model.merge_and_unload()
+        model = merge_adapter(model)  # full-precision merge also on a 4-bit (QLoRA) base
     return save_model(model, tokenizer, sid_map, out_dir / "model")
 
 
@@ -153,7 +154,8 @@ def _count_train_tokens(trainer) -> int:
         per_epoch = sum(len(x) for x in ds["input_ids"])
         steps_per_epoch = max(1, math.ceil(len(ds) / (trainer.args.per_device_train_batch_size
                                                      * trainer.args.gradient_accumulation_steps)))
-        return int(per_epoch * trainer.state.global_step / steps_per_epoch)
+        # every process sees its own share of each global step
+        return int(per_epoch * trainer.state.global_step / steps_per_epoch) * max(1, trainer.args.world_size)
     except Exception:  # noqa: BLE001 - the figure is informative only
         return 0
 
