@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +38,22 @@ def load_run_inputs(run_dir: str | Path) -> RunInputs:
     return RunInputs(run_dir=run_dir, prepared=load_prepared(run_dir / "data"), sid_map=SidMap.load(sid_path))
 
 
-def precision_kwargs() -> dict[str, Any]:
-    """TRL 1.16 defaults to bf16 and refuses CPU: choose explicitly (`accelerate launch --cpu` counts as CPU)."""
-    if use_cuda():
-        bf16 = torch.cuda.is_bf16_supported()
-        return {"bf16": bf16, "fp16": not bf16, "use_cpu": False}
-    return {"bf16": False, "fp16": False, "use_cpu": True}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def precision_kwargs(precision: str = "auto") -> dict[str, Any]:
+    """TRL 1.16 defaults to bf16 and refuses CPU: choose explicitly (`accelerate launch --cpu` counts as CPU).
+
+    'auto': bf16 autocast on GPUs that support it (else fp16), float32 on CPU. 'fp32' turns
+    autocast off on a GPU too (a from-scratch model at a high learning rate can overflow in bf16).
+    """
+    if precision not in PRECISIONS:
+        raise LlmrecError(f"train.precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}")
+    if not use_cuda():
+        return {"bf16": False, "fp16": False, "use_cpu": True}
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": False}
 
 
 def common_training_kwargs(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
@@ -67,7 +78,7 @@ def common_training_kwargs(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]
         dataloader_num_workers=cfg.num_workers,
         report_to=cfg.report_to,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
-        **precision_kwargs(),
+        **precision_kwargs(cfg.precision),
     )
 
 
@@ -116,6 +127,36 @@ class WallTimeLimit(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
         return control
+
+
+class NonFiniteGuard(TrainerCallback):
+    """Stop at the first logged non-finite loss or gradient norm, so a diverged model is never saved.
+
+    Trainer keeps going after a NaN (TRL then logs the loss as 0); `diverged` holds the step and the
+    offending values, and the stage raises `raise_if_diverged()` instead of saving.
+    """
+
+    KEYS = ("loss", "grad_norm")
+
+    def __init__(self) -> None:
+        self.diverged: dict[str, Any] | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        bad = {k: logs[k] for k in self.KEYS if isinstance((logs or {}).get(k), (int, float))
+               and not math.isfinite(float(logs[k]))}
+        if bad and self.diverged is None:
+            self.diverged = {"step": state.global_step, **bad}
+            log.error("training diverged at step %d (%s); stopping", state.global_step, bad)
+            control.should_training_stop = True
+            control.should_save = False
+        return control
+
+    def raise_if_diverged(self, hint: str = "") -> None:
+        if self.diverged is not None:
+            raise LlmrecError(f"training diverged at step {self.diverged['step']} "
+                              f"({', '.join(f'{k}={v}' for k, v in self.diverged.items() if k != 'step')}); "
+                              "nothing was saved. Lower train.learning_rate, or set train.precision=fp32 "
+                              f"on a GPU{hint}.")
 
 
 def latest_checkpoint(output_dir: Path) -> str | None:

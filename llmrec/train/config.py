@@ -68,6 +68,7 @@ class TrainConfig:
     max_eval_samples: int = 512
     packing: bool = False
     group_by_length: bool = True  # batches of similar length: far less padding on CPU
+    precision: str = "auto"  # auto (bf16/fp16 autocast on GPU, fp32 on CPU) | fp32 | bf16 | fp16
 
 
 @dataclass

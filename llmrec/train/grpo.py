@@ -29,6 +29,7 @@ from transformers import TrainerCallback
 from llmrec.io import LlmrecError, write_json
 from llmrec.train.args import stage_main
 from llmrec.train.common import (
+    NonFiniteGuard,
     WallTimeLimit,
     common_training_kwargs,
     latest_checkpoint,
@@ -258,6 +259,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
                                 catalogue=list(inputs.prepared.items), popularity=inputs.prepared.split.item_popularity(),
                                 ks=tuple(k for k in (1, 5, 10, 20) if k <= settings.eval_beams))
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is a deliberate choice (see top)
+    guard = NonFiniteGuard()
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
@@ -266,13 +268,14 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
         rollout_func=ConstrainedRollout(tokenizer, sid_map, trie, settings),
-        callbacks=[WallTimeLimit(cfg.max_minutes), val_cb],
+        callbacks=[WallTimeLimit(cfg.max_minutes), val_cb, guard],
     )
     resume = latest_checkpoint(out_dir) if recipe.resume is True else recipe.resume
     ref_before = _checksum(trainer.ref_model)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume or None)
     train_s = time.time() - t0
+    guard.raise_if_diverged()
     if val_cb.every and (not val_cb.history or val_cb.history[-1]["step"] != trainer.state.global_step):
         val_cb.run(trainer.state.global_step, trainer.model)
     history = trainer.state.log_history

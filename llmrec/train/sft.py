@@ -19,6 +19,7 @@ from llmrec.io import write_json
 from llmrec.train.answer_loss import sft_trainer_class
 from llmrec.train.args import stage_main
 from llmrec.train.common import (
+    NonFiniteGuard,
     WallTimeLimit,
     common_training_kwargs,
     freeze_for_mode,
@@ -80,6 +81,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         dataset_num_proc=min(4, os.cpu_count() or 1) if len(datasets["train"]) > 20000 else None,
     )
     train_ds = _drop_metadata(datasets["train"])
+    guard = NonFiniteGuard()
     trainer = sft_trainer_class()(
         model=model,
         args=args,
@@ -87,7 +89,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         eval_dataset=_drop_metadata(eval_ds) if eval_ds is not None else None,
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
-        callbacks=[WallTimeLimit(cfg.max_minutes)],
+        callbacks=[WallTimeLimit(cfg.max_minutes), guard],
     )
     resume = recipe.resume
     if resume is True:
@@ -97,6 +99,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     t1 = time.time()
     result = trainer.train(resume_from_checkpoint=resume or None)
     train_s = time.time() - t1
+    guard.raise_if_diverged()
     metrics: dict[str, Any] = dict(result.metrics)
     if eval_ds is not None:
         metrics.update(trainer.evaluate())
