@@ -124,3 +124,16 @@ def test_cli_recommend_json_and_chat_repl(rec, bundle, capsys):
     repl(rec, io.StringIO(f":sids\nI have the {ANGLE}\nblah blah nothing\n:quit\nnot read\n"), stdout, k=2)
     text = stdout.getvalue()
     assert "(SIDs on)" in text and "<a_" in text and "I couldn't match anything" not in text
+
+
+def test_verbatim_title_wins_over_its_near_twin():
+    from llmrec.data.records import Item
+    from llmrec.serve import TitleResolver
+
+    items = {"80": Item(id="80", title="PORTER-CABLE 740000801 4 1/2-Inch x 10yd 80 Grit Adhesive-Backed Sanding Roll"),
+             "120": Item(id="120", title="PORTER-CABLE 740001201 4 1/2-Inch by 10yd 120 Grit Adhesive-Backed Sanding Roll"),
+             "vise": Item(id="vise", title="Eclipse Quick Release Woodworking Vise, Gray Cast Iron, 9 Size")}
+    res = TitleResolver(items, use_embeddings=False)
+    msg = ("I just bought PORTER-CABLE 740000801 4 1/2-Inch x 10yd 80 Grit Adhesive-Backed Sanding Roll and "
+           "Eclipse Quick Release Woodworking Vise, Gray Cast Iron, 9 Size. What else do I need?")
+    assert sorted(m.item_id for m in res.mentions(msg)) == ["80", "vise"]

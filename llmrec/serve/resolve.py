@@ -191,12 +191,13 @@ class TitleResolver:
         n = normalize(message)
         hits = process.extract(n, self.norm, scorer=fuzz.partial_ratio, limit=10,
                                score_cutoff=self.mention_threshold * 100)
-        out = []
-        for _, s, j in hits:
-            t = self.norm[j]
-            if len(t) >= 12 and len(t.split()) >= 2 and len(t) <= len(n):
-                out.append(Match(self.ids[j], self.titles[j], s / 100.0, "fuzzy", message))
-        return out
+        hits = [(s, j) for _, s, j in hits
+                if len(self.norm[j]) >= 12 and len(self.norm[j].split()) >= 2 and len(self.norm[j]) <= len(n)]
+        verbatim = [self.norm[j] for s, j in hits if s >= 100]
+        # A title quoted verbatim also scores high for its near-twins ("80 Grit" vs "120 Grit"):
+        # an inexact hit that is that close to a verbatim one is the same mention, not another item.
+        return [Match(self.ids[j], self.titles[j], s / 100.0, "fuzzy", message) for s, j in hits
+                if s >= 100 or not any(fuzz.ratio(self.norm[j], v) >= 90 for v in verbatim)]
 
     def mentions(self, message: str) -> list[Match]:
         """Catalogue items mentioned in a message, best match per phrase, in message order."""
