@@ -120,13 +120,6 @@ def _load_adapter(model_dir: Path, sid_map: SidMap | None):
     return model, tok, sid_map
 
 
-def merge_adapter(model):
-    """Fold a PEFT adapter into its (already SID-resized) base; a plain model is returned unchanged."""
-    from llmrec.llm.loading import merge_adapter as _merge
-
-    return _merge(model)
-
-
 def _needs_merge(model, merge: bool | None) -> bool:
     if not hasattr(model, "merge_and_unload"):
         return False
@@ -248,6 +241,8 @@ def save_bundle(out_dir: str | Path, *, items: Mapping[str, Item], model=None, t
 
             weights = "adapter" if hasattr(model, "merge_and_unload") else "full"
             if _needs_merge(model, merge):
+                from llmrec.llm.loading import merge_adapter
+
                 model = merge_adapter(model)
                 weights = "full (adapter merged)"
             save_model(model, tokenizer, sid_map, tmp)

@@ -449,18 +449,10 @@ def launch_single_gpu(run, work, repo):
     return _launch("accelerate_single_gpu", cmd, {}, 300)
 
 
-@section("accelerate_cpu_2proc")
-def launch_cpu_2(run, work, repo):
-    y = _launch_yaml(run, work)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "-m", "llmrec.train.sft", "--config", str(y), "--output", str(work / "launch_cpu2"), "--max-steps", "10"]
-    return _launch("accelerate_cpu_2proc", cmd, {"OMP_NUM_THREADS": "4"}, 300)
-
-
 @section("accelerate_multi_cpu_torchrun")
 def launch_multi_cpu(run, work, repo):
-    """Two CPU processes through accelerate's multi-process launcher (torchrun, gloo), GPU hidden."""
+    """Two CPU processes through accelerate's multi-process launcher (torchrun, gloo), GPU hidden.
+    (`accelerate launch --cpu --num_processes 2` starts a single process without mpirun.)"""
     y = _launch_yaml(run, work)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -470,7 +462,7 @@ def launch_multi_cpu(run, work, repo):
 
 SECTIONS = ["env", "warmup", "sft_full_bf16_weights", "sft_full", "sft_lora", "sft_qlora", "grpo_full",
             "grpo_full_bf16_weights", "grpo_lora", "launch_probes", "accelerate_single_gpu",
-            "accelerate_cpu_2proc", "accelerate_multi_cpu_torchrun"]
+            "accelerate_multi_cpu_torchrun"]
 
 
 def main(argv=None) -> int:
@@ -503,7 +495,6 @@ def main(argv=None) -> int:
              "grpo_full_bf16_weights": lambda: grpo_full_bf16(run, work, args.grpo_steps),
              "grpo_lora": lambda: grpo_lora(run, work, args.grpo_steps),
              "accelerate_single_gpu": lambda: launch_single_gpu(run, work, repo),
-             "accelerate_cpu_2proc": lambda: launch_cpu_2(run, work, repo),
              "accelerate_multi_cpu_torchrun": lambda: launch_multi_cpu(run, work, repo)}
     for name in SECTIONS:
         if name in want:

@@ -1,9 +1,9 @@
 """Accuracy of the SID <-> text translation tasks (item2sid, sid2item) with greedy decoding.
 
 item2sid: the title prompt -> greedy constrained decoding (one beam) -> item id; right when it is
-the item itself. sid2item: the SID prompt -> greedy free text; right when it equals the title as the corpus taught it
-(clipped to the corpus's `max_title_chars`; exact after whitespace/case folding). Both use the
-corpus's own prompts (paraphrase 0).
+the item itself. sid2item: the SID prompt -> greedy free text; right when it equals the title as
+the corpus taught it (clipped to the corpus's `max_title_chars`; exact after whitespace/case
+folding). Both use the corpus's own prompts (paraphrase 0).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def sample_items(items: Mapping[str, Item], sid_map: SidMap, n: int, seed: int =
 def evaluate_translation(model, tokenizer, sid_map: SidMap, items: Mapping[str, Item], item_ids: Sequence[str],
                          *, batch_size: int = 32, max_title_tokens: int = 64,
                          max_title_chars: int | None = None) -> dict[str, Any]:
-    """{'item2sid_acc', 'sid2item_acc', 'n', 'examples': [...]} over `item_ids` (training items).
+    """{'item2sid_acc', 'sid2item_acc', 'sid2item_constrained_acc', 'n', 'examples': [...]} over
+    `item_ids` (training items); the constrained figure decodes over a trie of catalogue titles.
 
     `max_title_chars` must match the corpus the model was trained on (None: CorpusConfig's default).
     """

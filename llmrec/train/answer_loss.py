@@ -65,13 +65,17 @@ def sft_trainer_class():
     class AnswerOnlySFTTrainer(SFTTrainer):
         """SFTTrainer whose training loss projects only answer positions when that is exact."""
 
+        def _compact_ok(self, model) -> bool:
+            """Whether this run's setup allows the compact loss (decided once, on the first step)."""
+            if getattr(self, "_compact", None) is None:
+                self._compact = (self.args.loss_type == "nll" and self.label_smoother is None
+                                 and self.compute_loss_func is None and not self.aux_loss_enabled
+                                 and compact_loss_supported(model, num_processes=self.accelerator.num_processes,
+                                                            device=self.args.device))
+            return self._compact
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            use_compact = (model.training and not return_outputs and self.args.loss_type == "nll"
-                           and self.label_smoother is None and self.compute_loss_func is None
-                           and not self.aux_loss_enabled
-                           and compact_loss_supported(model, num_processes=self.accelerator.num_processes,
-                                                      device=self.args.device))
-            if not use_compact:
+            if not (model.training and not return_outputs and self._compact_ok(model)):
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
             loss, stats = answer_only_loss(model, inputs, num_items_in_batch)

@@ -214,6 +214,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     from llmrec.decode import SidTrie
     from llmrec.eval.runner import LLMRanker
     from llmrec.llm import load_model
+    from llmrec.llm.loading import merge_adapter
     from llmrec.train.sft import save_trained
 
     inputs = load_run_inputs(recipe.run)
@@ -223,8 +224,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     # float32 master weights (bf16 autocast on GPUs): at GRPO's learning rates (~1e-5) AdamW steps are
     # smaller than bf16's spacing, so a policy held in bf16 would barely move.
     model, tokenizer, sid_map = load_model(init_dir, sid_map=inputs.sid_map, dtype=torch.float32)
-    if recipe.adapter.mode == "lora" and hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()  # a fresh adapter on top of the SFT weights
+    if recipe.adapter.mode == "lora":
+        model = merge_adapter(model)  # a fresh adapter on top of the SFT weights (plain models unchanged)
     settings = recipe.grpo
     cfg = recipe.train
     dataset = build_rl_dataset(inputs, settings, cfg.seed)
