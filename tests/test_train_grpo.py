@@ -50,8 +50,13 @@ def test_semantic_and_collaborative_rewards():
     def scores(histories):  # item 2 best, then 1, then 0, whatever the history
         return torch.tensor([[0.1, 0.5, 0.9]] * len(histories))
 
-    col = collaborative_reward(dec, scores, index)(completion_ids=[[2], [1], [0]], history=[["0"]] * 3)
-    assert col == pytest.approx([2 / 3, 1 / 3, 0.0])
+    pct = collaborative_reward(dec, scores, index, shape="percentile")
+    assert pct(completion_ids=[[2], [1], [0]], history=[["0"]] * 3) == pytest.approx([2 / 3, 1 / 3, 0.0])
+    dcg = collaborative_reward(dec, scores, index)  # default: 1/log2(rank + 2), rank 0 = top pick
+    assert dcg(completion_ids=[[2], [1], [0], [-1]], history=[["0"]] * 4) == pytest.approx(
+        [1.0, 1 / math.log2(3), 0.5, 0.0])
+    with pytest.raises(ValueError, match="shape"):
+        collaborative_reward(dec, scores, index, shape="linear")
 
 
 def test_completion_items_reads_ids_not_text(tmp_path):

@@ -167,6 +167,7 @@ class GRPOSettings:
     eval_samples: int = 200
     eval_beams: int = 20
     sasrec_dir: str | None = None  # for the collaborative reward (default RUN/baselines/sasrec)
+    collaborative_shape: str = "dcg"  # dcg (1/log2(rank+2) under SASRec) | percentile (see rewards.py)
 
 
 @register_config_class

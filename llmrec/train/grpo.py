@@ -165,7 +165,7 @@ def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_
 
             sas_dir = Path(settings.sasrec_dir or run_dir / "baselines" / "sasrec")
             sas = SASRec.load(sas_dir)
-            fn = collaborative_reward(decoder, sas.score_items, sas.item_index)
+            fn = collaborative_reward(decoder, sas.score_items, sas.item_index, shape=settings.collaborative_shape)
         else:
             raise LlmrecError(f"grpo.rewards: unknown reward {name!r}; known: rule, ranking, semantic, "
                               "collaborative, valid")

@@ -121,25 +121,35 @@ def semantic_reward(decoder: CompletionItems, item_vectors: np.ndarray, item_ind
 
 
 def collaborative_reward(decoder: CompletionItems, score_fn: Callable[[list[list[str]]], Any],
-                         item_index: dict[str, int]) -> RewardFn:
-    """Percentile rank of the generated item under a collaborative model (e.g. SASRec) given the
-    history: 1.0 when it is that model's top pick, about 0.5 for an average item, 0 if invalid.
+                         item_index: dict[str, int], shape: str = "dcg") -> RewardFn:
+    """How highly a collaborative model (e.g. SASRec) ranks the generated item given the history;
+    0 if invalid. `score_fn(histories) -> [B, n_items]` scores; `item_index` maps item id -> column.
 
-    `score_fn(histories) -> [B, n_items]` scores; `item_index` maps item id -> column.
+    shape="dcg": 1/log2(rank+2) with rank 0 for that model's top pick (the NDCG gain the item would
+    earn if the collaborative ranking were the truth), so moving between its top items is worth
+    more than moving between mediocre ones. shape="percentile": the share of the catalogue scored
+    below the item (1.0 top, ~0.5 average); it separates good from bad items but barely tells the
+    top ten from the top hundred once rewards are normalised within a group.
     """
     import torch
+
+    if shape not in ("dcg", "percentile"):
+        raise ValueError(f"collaborative reward shape {shape!r}: expected dcg or percentile")
 
     def reward(completion_ids, history, **_: Any) -> list[float]:
         items = decoder.items(completion_ids)
         with torch.no_grad():
-            logits = torch.as_tensor(score_fn([list(map(str, h)) for h in history]))
-            scores = logits.float()
+            scores = torch.as_tensor(score_fn([list(map(str, h)) for h in history])).float()
         out = []
         for row, it in enumerate(items):
             if it is None or it not in item_index:
                 out.append(0.0)
+                continue
+            row_scores = scores[row]
+            above = int((row_scores > row_scores[item_index[it]]).sum())
+            if shape == "dcg":
+                out.append(1.0 / math.log2(above + 2))
             else:
-                row_scores = scores[row]
                 out.append(float((row_scores < row_scores[item_index[it]]).float().mean()))
         return out
 
