@@ -99,7 +99,8 @@ def _recipe(run, out, steps=2):
         train=TrainConfig(max_steps=steps, learning_rate=5e-3, lr_scheduler="constant", warmup_ratio=0.0,
                           batch_size=8, logging_steps=1, save_steps=100, report_to=[], seed=1),
         grpo=GRPOSettings(num_generations=4, beta=0.1, num_seqrec=16, num_item2sid=4, eval_every=2, eval_samples=8,
-                          eval_beams=10, rewards={"rule": 1.0, "ranking": 1.0, "semantic": 1.0, "valid": 1.0}))
+                          eval_beams=10, keep_best=True,
+                          rewards={"rule": 1.0, "ranking": 1.0, "semantic": 1.0, "valid": 1.0}))
 
 
 def test_rollout_gives_distinct_valid_items_per_group(grpo_run):
@@ -147,6 +148,8 @@ def test_grpo_steps_change_policy_and_keep_reference_fixed(grpo_run, tmp_path):
     assert summary["global_step"] == 2
     assert summary["distinct_per_group"] == 4 and summary["valid_rate"] == 1.0
     assert [v["step"] for v in summary["validation"]] == [0, 2]
+    best = max(summary["validation"], key=lambda v: v["NDCG@10"])  # keep_best: the first best step is saved
+    assert summary["kept_step"] == best["step"]
     after, _, _ = load_model(tmp_path / "grpo" / "model")
     changed = [n for (n, a), b in zip(before.state_dict().items(), after.state_dict().values())
                if not torch.allclose(a, b)]
@@ -180,3 +183,32 @@ def test_dense_rewards_are_wired_from_run_artifacts(grpo_run):
     assert sem[0] == pytest.approx(1.0) and sem[1] < 1.0
     col = funcs[1](completion_ids=comp, history=[[ids[2]]] * 2)
     assert all(0.0 <= c <= 1.0 for c in col)
+
+
+def test_keep_best_restores_the_best_validated_policy():
+    """keep_best: the weights of the step with the best validation NDCG@10 are what gets saved."""
+    from llmrec.data.records import Example
+    from llmrec.train.grpo import ValidationCallback
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    examples = [Example(user="u", history=["a"], target="b")]
+
+    class _SignRanker:  # ranks the target first while the single weight is positive
+        name = "sign"
+
+        def __init__(self, m):
+            self.m = m
+
+        def rank(self, exs, k):
+            return [["b", "c"] if self.m.weight.item() > 0 else ["c", "b"] for _ in exs]
+
+    cb = ValidationCallback(_SignRanker, examples, every=1, catalogue=["a", "b", "c"], popularity={"a": 1},
+                            ks=(1, 2), keep_best=True, metric="NDCG@1")
+    for step, w in ((0, -1.0), (1, 2.0), (2, -3.0)):
+        with torch.no_grad():
+            model.weight.fill_(w)
+        cb.run(step, model)
+    assert [round(r["NDCG@1"], 3) for r in cb.history] == [0.0, 1.0, 0.0]
+    best = cb.restore_best(model)
+    assert best["step"] == 1 and model.weight.item() == 2.0
+    assert ValidationCallback(_SignRanker, examples, every=1, catalogue=[], popularity={}).restore_best(model) is None

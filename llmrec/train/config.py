@@ -165,6 +165,8 @@ class GRPOSettings:
     max_history: int = 20
     eval_every: int = 50  # steps between validation HR/NDCG runs (0: off)
     eval_samples: int = 200
+    # save the policy of the validation step with the best NDCG@10 instead of the last one (needs eval_every)
+    keep_best: bool = False
     eval_beams: int = 20
     sasrec_dir: str | None = None  # for the collaborative reward (default RUN/baselines/sasrec)
     collaborative_shape: str = "dcg"  # dcg (1/log2(rank+2) under SASRec) | percentile (see rewards.py)

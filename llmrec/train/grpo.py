@@ -177,16 +177,26 @@ def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_
 
 
 class ValidationCallback(TrainerCallback):
-    """Every `every` steps: HR/NDCG on a fixed validation subset with the same evaluator as `llmrec eval`."""
+    """Every `every` steps: HR/NDCG on a fixed validation subset with the same evaluator as `llmrec eval`.
 
-    def __init__(self, make_ranker, examples, every: int, catalogue, popularity, ks=(1, 5, 10, 20)):
+    With `keep_best`, the trainable weights of the best-scoring step (by `metric`) are kept in CPU
+    memory, so `restore_best` can put them back before saving: GRPO on a small policy can peak and
+    then drift (measured on the tiny preset), and validation is the split meant for that choice.
+    """
+
+    def __init__(self, make_ranker, examples, every: int, catalogue, popularity, ks=(1, 5, 10, 20),
+                 keep_best: bool = False, metric: str = "NDCG@10"):
         self.make_ranker = make_ranker
         self.examples = examples
         self.every = every
         self.catalogue = list(catalogue)
         self.popularity = popularity
         self.ks = ks
+        self.keep_best = keep_best
+        self.metric = metric
         self.history: list[dict] = []
+        self.best: dict | None = None
+        self._best_state: dict[str, torch.Tensor] | None = None
 
     def run(self, step: int, model) -> dict:
         from llmrec.eval.runner import evaluate
@@ -197,7 +207,23 @@ class ValidationCallback(TrainerCallback):
         self.history.append(row)
         log.info("validation at step %d: %s", step,
                  {k: round(v, 4) for k, v in row.items() if k in ("HR@10", "NDCG@10")})
+        if self.keep_best and (self.best is None or row.get(self.metric, 0.0) > self.best.get(self.metric, 0.0)):
+            self.best = row
+            self._best_state = {n: p.detach().to("cpu", copy=True)
+                                for n, p in model.named_parameters() if p.requires_grad}
         return row
+
+    def restore_best(self, model) -> dict | None:
+        """Load the best step's trainable weights into `model`; returns that step's row (None: nothing kept)."""
+        if not self.keep_best or self._best_state is None:
+            return None
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in self._best_state:
+                    p.copy_(self._best_state[n].to(p.device, p.dtype))
+        log.info("kept the policy of step %d (validation %s %.4f)", self.best["step"], self.metric,
+                 self.best[self.metric])
+        return self.best
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if self.every and model is not None and state.global_step == 0:
@@ -258,7 +284,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
 
     val_cb = ValidationCallback(make_ranker, val_examples, settings.eval_every if val_examples else 0,
                                 catalogue=list(inputs.prepared.items), popularity=inputs.prepared.split.item_popularity(),
-                                ks=tuple(k for k in (1, 5, 10, 20) if k <= settings.eval_beams))
+                                ks=tuple(k for k in (1, 5, 10, 20) if k <= settings.eval_beams),
+                                keep_best=settings.keep_best)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is a deliberate choice (see top)
     guard = NonFiniteGuard()
     trainer = GRPOTrainer(
@@ -279,6 +306,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     guard.raise_if_diverged()
     if val_cb.every and (not val_cb.history or val_cb.history[-1]["step"] != trainer.state.global_step):
         val_cb.run(trainer.state.global_step, trainer.model)
+    best = val_cb.restore_best(trainer.model)
     history = trainer.state.log_history
     rewards = [h["reward"] for h in history if "reward" in h]
     summary = {
@@ -292,6 +320,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         "valid_rate": _last(history, "rollout/valid_rate"),
         "kl_last": _last(history, "kl"),
         "validation": val_cb.history,
+        # keep_best: the saved policy is this step's (the validation row it was chosen by)
+        "kept_step": best["step"] if best else trainer.state.global_step,
         # With LoRA there is no separate reference model (TRL disables the adapter instead): None.
         "reference_checksum": {"before": ref_before, "after": _checksum(trainer.ref_model),
                                "policy_after": _checksum(trainer.model)},
