@@ -124,10 +124,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     stages.start("grpo", f"GRPO: SASRec for the collaborative reward, then constrained beam rollouts (G=8), "
                          f"{cfg.grpo_minutes:g} min")
-    from llmrec.commands.eval import get_sasrec
+    from llmrec.eval.sasrec import cached_sasrec
     from llmrec.train.grpo import run_grpo
 
-    get_sasrec(run, prepared, epochs=cfg.sasrec_epochs, seed=cfg.seed)  # cached; eval reuses it
+    cached_sasrec(run, prepared, epochs=cfg.sasrec_epochs, seed=cfg.seed)  # cached; eval reuses it
 
     grpo = run_grpo(GRPORecipe(
         run=str(run), adapter=AdapterConfig(mode="full"),
@@ -135,8 +135,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                           lr_scheduler="constant", warmup_ratio=0.0, batch_size=32, logging_steps=5,
                           save_steps=100000, report_to=["tensorboard"], seed=cfg.seed),
         grpo=GRPOSettings(num_generations=8, beta=0.04, num_seqrec=4000, num_item2sid=0, eval_every=0,
-                          eval_samples=300, rewards={"rule": 1.0, "ranking": 1.0, "semantic": 0.5,
-                                                     "collaborative": 0.5, "valid": 1.0})))
+                          eval_samples=300, rewards={"collaborative": 1.0, "valid": 1.0})))
     print(f"  {grpo['global_step']} steps, reward {_fmt(grpo['reward_mean_first'])} -> "
           f"{_fmt(grpo['reward_mean_last'])}, distinct items per group {_fmt(grpo['distinct_per_group'])}")
 

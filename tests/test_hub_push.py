@@ -193,4 +193,6 @@ def test_bundle_from_run_has_card_metrics_and_provenance(rec, tmp_path):
     cfg = json.loads((out / "llmrec_config.json").read_text())
     assert cfg["data"]["fingerprint"] and cfg["metrics"][0]["ranker"] == "llm-sft"
     back = Recommender.from_pretrained(out)
-    assert [r.item_id for r in back.recommend(["49"], k=3)] == [r.item_id for r in rec.recommend(["49"], k=3)]
+    # the same weights under the bundle's generation settings (a run bundle uses the defaults, 20 beams)
+    same = Recommender(rec.model, rec.tokenizer, rec.sid_map, rec.items, config=back.config)
+    assert [r.item_id for r in back.recommend(["49"], k=3)] == [r.item_id for r in same.recommend(["49"], k=3)]

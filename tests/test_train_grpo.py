@@ -172,10 +172,13 @@ def test_dense_rewards_are_wired_from_run_artifacts(grpo_run):
     ids = list(inputs.sid_map.codes)
     seqs = [[x.item for x in s] for s in inputs.prepared.split.train.values()]
     sas, _ = train_sasrec(seqs, list(inputs.prepared.items), (), SASRecConfig(epochs=1), progress=False)
-    sas.save(grpo_run / "baselines" / "sasrec")
+    sas_dir = grpo_run / "baselines" / "sasrec"
+    sas.save(sas_dir, extra={"data_fingerprint": inputs.prepared.fingerprint})
+    stamp = (sas_dir / "model.safetensors").stat().st_mtime_ns
     _, tok, _ = load_model(grpo_run / "sft" / "model")
     dec = CompletionItems.from_tokenizer(tok, inputs.sid_map)
     funcs, weights = build_rewards(GRPOSettings(rewards={"semantic": 0.5, "collaborative": 0.25}), dec, inputs, grpo_run)
+    assert (sas_dir / "model.safetensors").stat().st_mtime_ns == stamp  # the run's own SASRec is reused
     assert [f.__name__ for f in funcs] == ["semantic", "collaborative"] and weights == [0.5, 0.25]
     target = ids[0]
     comp = [tok.convert_tokens_to_ids(inputs.sid_map.tokens(i)) for i in (ids[0], ids[1])]
@@ -183,6 +186,29 @@ def test_dense_rewards_are_wired_from_run_artifacts(grpo_run):
     assert sem[0] == pytest.approx(1.0) and sem[1] < 1.0
     col = funcs[1](completion_ids=comp, history=[[ids[2]]] * 2)
     assert all(0.0 <= c <= 1.0 for c in col)
+
+
+def test_collaborative_reward_trains_the_missing_sasrec(grpo_run, tmp_path):
+    """Without RUN/baselines/sasrec, GRPO trains the run's SASRec (as `llmrec eval` would) and caches it."""
+    import shutil
+
+    from llmrec.eval.sasrec import read_meta
+    from llmrec.llm import load_model
+    from llmrec.train.common import load_run_inputs
+    from llmrec.train.config import GRPOSettings
+    from llmrec.train.grpo import build_rewards
+    from llmrec.train.rewards import CompletionItems
+
+    run = tmp_path / "run"
+    shutil.copytree(grpo_run, run, ignore=shutil.ignore_patterns("baselines"))
+    inputs = load_run_inputs(run)
+    _, tok, _ = load_model(run / "sft" / "model")
+    funcs, _ = build_rewards(GRPOSettings(rewards={"collaborative": 1.0}), CompletionItems.from_tokenizer(tok, inputs.sid_map),
+                             inputs, run)
+    assert read_meta(run / "baselines" / "sasrec")["data_fingerprint"] == inputs.prepared.fingerprint
+    ids = list(inputs.sid_map.codes)
+    comp = [tok.convert_tokens_to_ids(inputs.sid_map.tokens(i)) for i in ids[:3]]
+    assert all(0.0 < c <= 1.0 for c in funcs[0](completion_ids=comp, history=[[ids[3]]] * 3))
 
 
 def test_keep_best_restores_the_best_validated_policy():

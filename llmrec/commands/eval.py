@@ -12,7 +12,6 @@ import argparse
 import logging
 import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from llmrec.io import LlmrecError
@@ -68,32 +67,6 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def get_sasrec(run: Path, prepared, *, epochs: int | None = None, seed: int = 42, retrain: bool = False):
-    """Load the cached SASRec for this run's data, or train (early stopping on valid) and cache it."""
-    from llmrec.eval.sasrec import SASRec, SASRecConfig, read_meta, train_sasrec
-
-    cfg = SASRecConfig(seed=seed)
-    if epochs is not None:
-        cfg.epochs = epochs
-    folder = run / "baselines" / "sasrec"
-    catalogue = list(prepared.items)
-    if not retrain and (folder / "config.json").exists():
-        meta = read_meta(folder)
-        if (meta.get("data_fingerprint") == prepared.fingerprint and meta.get("config") == asdict(cfg)
-                and meta.get("item_ids") == catalogue):
-            log.info("using cached SASRec from %s", folder)
-            return SASRec.load(folder), meta.get("train", {})
-        log.info("%s was built from other data or config; retraining", folder)
-    seqs = [[x.item for x in seq] for seq in prepared.split.train.values()]
-    model, res = train_sasrec(seqs, catalogue, prepared.split.valid, cfg)
-    train_info = {"best_epoch": res.best_epoch, "best_valid_ndcg@10": res.best_valid_ndcg,
-                  "epochs_run": res.epochs_run, "seconds": round(res.seconds, 2), "history": res.history}
-    model.save(folder, extra={"data_fingerprint": prepared.fingerprint, "train": train_info})
-    log.info("SASRec trained in %.1fs (best epoch %d, valid NDCG@10 %.4f); saved to %s",
-             res.seconds, res.best_epoch, res.best_valid_ndcg, folder)
-    return model, train_info
-
-
 def run_translation(model_dirs: list[str], prepared, n: int, seed: int, out_root: Path,
                     corpus_dir: Path | None = None) -> dict:
     """item2sid / sid2item greedy accuracy per model on n training items (written beside the metrics).
@@ -127,6 +100,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from llmrec.eval.baselines import MostPopular
     from llmrec.eval.plots import plot_metrics
     from llmrec.eval.runner import LLMRanker, compare_table, evaluate
+    from llmrec.eval.sasrec import cached_sasrec
     from llmrec.io import write_json
 
     run = Path(args.run)
@@ -163,7 +137,7 @@ def run_eval(args: argparse.Namespace) -> int:
         elif b == "sasrec":
             from llmrec.eval.sasrec import SASRecRanker
 
-            model, info = get_sasrec(run, prepared, epochs=args.sasrec_epochs, seed=args.seed,
+            model, info = cached_sasrec(run, prepared, epochs=args.sasrec_epochs, seed=args.seed,
                                      retrain=args.retrain_sasrec)
             rankers.append((SASRecRanker(model, exclude_history=args.exclude_history),
                             {"train": {k: v for k, v in info.items() if k != "history"}}, 512))

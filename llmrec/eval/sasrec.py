@@ -338,3 +338,29 @@ def train_sasrec(train_sequences: Sequence[Sequence[str]], item_ids: Sequence[st
     result = TrainResult(best_epoch=best_epoch, best_valid_ndcg=max(best, 0.0), epochs_run=epochs_run,
                          seconds=time.time() - t0, history=history)
     return model, result
+
+
+def cached_sasrec(run: str | Path, prepared, *, epochs: int | None = None, seed: int = 42,
+                  retrain: bool = False) -> tuple[SASRec, dict[str, Any]]:
+    """RUN/baselines/sasrec when it was built from this run's data and config, else train it (early
+    stopping on valid) and cache it there; returns (model, training info)."""
+    cfg = SASRecConfig(seed=seed)
+    if epochs is not None:
+        cfg.epochs = epochs
+    folder = Path(run) / "baselines" / "sasrec"
+    catalogue = list(prepared.items)
+    if not retrain and (folder / "config.json").exists():
+        meta = read_meta(folder)
+        if (meta.get("data_fingerprint") == prepared.fingerprint and meta.get("config") == asdict(cfg)
+                and meta.get("item_ids") == catalogue):
+            log.info("using cached SASRec from %s", folder)
+            return SASRec.load(folder), meta.get("train", {})
+        log.info("%s was built from other data or config; retraining", folder)
+    seqs = [[x.item for x in seq] for seq in prepared.split.train.values()]
+    model, res = train_sasrec(seqs, catalogue, prepared.split.valid, cfg)
+    train_info = {"best_epoch": res.best_epoch, "best_valid_ndcg@10": res.best_valid_ndcg,
+                  "epochs_run": res.epochs_run, "seconds": round(res.seconds, 2), "history": res.history}
+    model.save(folder, extra={"data_fingerprint": prepared.fingerprint, "train": train_info})
+    log.info("SASRec trained in %.1fs (best epoch %d, valid NDCG@10 %.4f); saved to %s",
+             res.seconds, res.best_epoch, res.best_valid_ndcg, folder)
+    return model, train_info

@@ -168,7 +168,7 @@ class GRPOSettings:
     # save the policy of the validation step with the best NDCG@10 instead of the last one (needs eval_every)
     keep_best: bool = False
     eval_beams: int = 20
-    sasrec_dir: str | None = None  # for the collaborative reward (default RUN/baselines/sasrec)
+    sasrec_dir: str | None = None  # for the collaborative reward (default RUN/baselines/sasrec, trained if missing)
     collaborative_shape: str = "dcg"  # dcg (1/log2(rank+2) under SASRec) | percentile (see rewards.py)
 
 

@@ -161,10 +161,15 @@ def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_
             order = inputs.sid_map.meta.get("item_order") or list(inputs.sid_map.codes)
             fn = semantic_reward(decoder, vecs, {i: k for k, i in enumerate(order)})
         elif name == "collaborative":
-            from llmrec.eval.sasrec import SASRec
+            from llmrec.eval.sasrec import SASRec, cached_sasrec, read_meta
 
-            sas_dir = Path(settings.sasrec_dir or run_dir / "baselines" / "sasrec")
-            sas = SASRec.load(sas_dir)
+            own = run_dir / "baselines" / "sasrec"  # the run's baseline, the one `llmrec eval` compares with
+            if settings.sasrec_dir:
+                sas = SASRec.load(settings.sasrec_dir)
+            elif (own / "config.json").exists() and read_meta(own).get("data_fingerprint") == inputs.prepared.fingerprint:
+                sas = SASRec.load(own)
+            else:  # missing or built from other data: train it (about 30 s on a CPU) and cache it there
+                sas, _ = cached_sasrec(run_dir, inputs.prepared)
             fn = collaborative_reward(decoder, sas.score_items, sas.item_index, shape=settings.collaborative_shape)
         else:
             raise LlmrecError(f"grpo.rewards: unknown reward {name!r}; known: rule, ranking, semantic, "
