@@ -1,4 +1,4 @@
-"""`llmrec demo`: the whole pipeline on the embedded defaults, sized for a 2-core CPU (~15 min).
+"""`llmrec demo`: the whole pipeline on the embedded defaults, sized for a 2-core CPU (~7 min).
 
 data prepare -> SIDs -> corpus -> SFT (tiny) -> short GRPO -> eval (LLM vs baselines) -> chat.
 Every stage writes its usual folder under runs/demo/, so each can be inspected or rerun alone.
@@ -23,7 +23,7 @@ DEFAULT_DATASET = "amazon18_scientific"
 
 @dataclass
 class DemoConfig:
-    """Budgets and sizes of the demo; the defaults fit ~15 minutes on 2 CPU cores."""
+    """Budgets and sizes of the demo; the defaults fit ~7 minutes on 2 CPU cores."""
 
     out: str = "runs/demo"
     dataset: str = DEFAULT_DATASET
@@ -131,8 +131,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     grpo = run_grpo(GRPORecipe(
         run=str(run), adapter=AdapterConfig(mode="full"),
-        train=TrainConfig(max_steps=10000, max_minutes=cfg.grpo_minutes, learning_rate=2e-5,
-                          lr_scheduler="constant", warmup_ratio=0.0, batch_size=32, logging_steps=5,
+        # recipes/tiny-cpu/grpo.yaml's learning rate and schedule, over the steps 2 minutes allow
+        train=TrainConfig(max_steps=100, max_minutes=cfg.grpo_minutes, learning_rate=5e-5,
+                          lr_scheduler="cosine", warmup_ratio=0.0, batch_size=32, logging_steps=5,
                           save_steps=100000, report_to=["tensorboard"], seed=cfg.seed),
         grpo=GRPOSettings(num_generations=8, beta=0.04, num_seqrec=4000, num_item2sid=0, eval_every=0,
                           eval_samples=300, rewards={"collaborative": 1.0, "valid": 1.0})))
