@@ -337,7 +337,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         save_trained(trainer.model, tokenizer, sid_map, out_dir)
         write_json(out_dir / "train_summary.json", summary)
         write_json(out_dir / "log_history.json", history)
-        _plot(history, val_cb.history, out_dir / "grpo.png")
+        _plot(history, val_cb.history, out_dir / "grpo.png", kept_step=best["step"] if best else None)
     return summary
 
 
@@ -353,7 +353,7 @@ def _last(history: list[dict], key: str):
     return next((h[key] for h in reversed(history) if key in h), None)
 
 
-def _plot(history: list[dict], validation: list[dict], path: Path) -> None:
+def _plot(history: list[dict], validation: list[dict], path: Path, kept_step: int | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -373,6 +373,8 @@ def _plot(history: list[dict], validation: list[dict], path: Path) -> None:
         pts = [(v["step"], v[key]) for v in validation if key in v]
         if pts:
             axes[1].plot(*zip(*pts), "o-", label=key)
+    if kept_step is not None:
+        axes[1].axvline(kept_step, color="grey", linestyle="--", label=f"kept (step {kept_step})")
     axes[1].set_xlabel("step")
     axes[1].set_title("validation")
     axes[1].legend()
