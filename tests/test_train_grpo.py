@@ -47,7 +47,10 @@ def test_semantic_and_collaborative_rewards():
     sem = semantic_reward(dec, vecs, index)(completion_ids=[[0], [1], [2], [-1]], target=["0"] * 4)
     assert sem == pytest.approx([1.0, 0.0, 1 / math.sqrt(2), 0.0])
 
+    scored: list[int] = []
+
     def scores(histories):  # item 2 best, then 1, then 0, whatever the history
+        scored.append(len(histories))
         return torch.tensor([[0.1, 0.5, 0.9]] * len(histories))
 
     pct = collaborative_reward(dec, scores, index, shape="percentile")
@@ -55,6 +58,7 @@ def test_semantic_and_collaborative_rewards():
     dcg = collaborative_reward(dec, scores, index)  # default: 1/log2(rank + 2), rank 0 = top pick
     assert dcg(completion_ids=[[2], [1], [0], [-1]], history=[["0"]] * 4) == pytest.approx(
         [1.0, 1 / math.log2(3), 0.5, 0.0])
+    assert scored[-1] == 1  # one shared history is scored once, not once per completion
     with pytest.raises(ValueError, match="shape"):
         collaborative_reward(dec, scores, index, shape="linear")
 

@@ -341,9 +341,10 @@ def train_sasrec(train_sequences: Sequence[Sequence[str]], item_ids: Sequence[st
 
 
 def cached_sasrec(run: str | Path, prepared, *, epochs: int | None = None, seed: int = 42,
-                  retrain: bool = False) -> tuple[SASRec, dict[str, Any]]:
-    """RUN/baselines/sasrec when it was built from this run's data and config, else train it (early
-    stopping on valid) and cache it there; returns (model, training info)."""
+                  retrain: bool = False, any_config: bool = False) -> tuple[SASRec, dict[str, Any]]:
+    """RUN/baselines/sasrec when it was built from this run's data and config (with `any_config`:
+    from this run's data, whatever its config), else train it (early stopping on valid) and cache
+    it there; returns (model, training info)."""
     cfg = SASRecConfig(seed=seed)
     if epochs is not None:
         cfg.epochs = epochs
@@ -351,8 +352,8 @@ def cached_sasrec(run: str | Path, prepared, *, epochs: int | None = None, seed:
     catalogue = list(prepared.items)
     if not retrain and (folder / "config.json").exists():
         meta = read_meta(folder)
-        if (meta.get("data_fingerprint") == prepared.fingerprint and meta.get("config") == asdict(cfg)
-                and meta.get("item_ids") == catalogue):
+        if (meta.get("data_fingerprint") == prepared.fingerprint and meta.get("item_ids") == catalogue
+                and (any_config or meta.get("config") == asdict(cfg))):
             log.info("using cached SASRec from %s", folder)
             return SASRec.load(folder), meta.get("train", {})
         log.info("%s was built from other data or config; retraining", folder)

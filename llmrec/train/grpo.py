@@ -161,15 +161,12 @@ def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_
             order = inputs.sid_map.meta.get("item_order") or list(inputs.sid_map.codes)
             fn = semantic_reward(decoder, vecs, {i: k for k, i in enumerate(order)})
         elif name == "collaborative":
-            from llmrec.eval.sasrec import SASRec, cached_sasrec, read_meta
+            from llmrec.eval.sasrec import SASRec, cached_sasrec
 
-            own = run_dir / "baselines" / "sasrec"  # the run's baseline, the one `llmrec eval` compares with
             if settings.sasrec_dir:
                 sas = SASRec.load(settings.sasrec_dir)
-            elif (own / "config.json").exists() and read_meta(own).get("data_fingerprint") == inputs.prepared.fingerprint:
-                sas = SASRec.load(own)
-            else:  # missing or built from other data: train it (about 30 s on a CPU) and cache it there
-                sas, _ = cached_sasrec(run_dir, inputs.prepared)
+            else:  # the run's baseline (what `llmrec eval` compares with); trained (~30 s on a CPU) if missing
+                sas, _ = cached_sasrec(run_dir, inputs.prepared, any_config=True)
             fn = collaborative_reward(decoder, sas.score_items, sas.item_index, shape=settings.collaborative_shape)
         else:
             raise LlmrecError(f"grpo.rewards: unknown reward {name!r}; known: rule, ranking, semantic, "

@@ -138,19 +138,24 @@ def collaborative_reward(decoder: CompletionItems, score_fn: Callable[[list[list
 
     def reward(completion_ids, history, **_: Any) -> list[float]:
         items = decoder.items(completion_ids)
+        rows = [r for r, it in enumerate(items) if it is not None and it in item_index]
+        out = [0.0] * len(items)
+        if not rows:
+            return out
+        # A group's G completions share one history: score each distinct history once.
+        keys = [tuple(map(str, history[r])) for r in rows]
+        position = {k: i for i, k in enumerate(dict.fromkeys(keys))}
         with torch.no_grad():
-            scores = torch.as_tensor(score_fn([list(map(str, h)) for h in history])).float()
-        out = []
-        for row, it in enumerate(items):
-            if it is None or it not in item_index:
-                out.append(0.0)
-                continue
-            row_scores = scores[row]
-            above = int((row_scores > row_scores[item_index[it]]).sum())
-            if shape == "dcg":
-                out.append(1.0 / math.log2(above + 2))
-            else:
-                out.append(float((row_scores < row_scores[item_index[it]]).float().mean()))
+            scores = torch.as_tensor(score_fn([list(k) for k in position])).float()
+        row_of = torch.tensor([position[k] for k in keys])
+        scores = scores[row_of]  # [n_valid, n_items]
+        mine = scores.gather(1, torch.tensor([[item_index[items[r]]] for r in rows]))
+        if shape == "dcg":
+            values = 1.0 / torch.log2((scores > mine).sum(1).double() + 2)
+        else:
+            values = (scores < mine).double().mean(1)
+        for r, v in zip(rows, values.tolist()):
+            out[r] = v
         return out
 
     return _named(reward, "collaborative")
