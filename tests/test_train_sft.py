@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from train_fixture import TINY_MODEL, build_small_run
@@ -49,6 +51,40 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(small_run, tmp_path):
     b, _, _ = load_model(tmp_path / "b" / "model")
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(pa, pb, atol=1e-5), name
+
+
+def test_second_stage_continues_from_a_trained_model_on_its_own_corpus(small_run, tmp_path):
+    """init_model keeps every weight (SID rows included: no re-initialisation); `corpus` picks the rows."""
+    from llmrec.corpus import CorpusConfig, build_corpus_with_manifest, load_corpus, save_corpus
+    from llmrec.data.store import load_prepared
+    from llmrec.llm import load_model
+    from llmrec.sid.sidmap import SidMap
+    from llmrec.train.sft import run_sft
+
+    first = run_sft(_recipe(small_run, tmp_path / "stage1", max_steps=12))
+    rec_rows, manifest = build_corpus_with_manifest(load_prepared(small_run / "data"),
+                                                    SidMap.load(small_run / "sid" / "sid_map.json"),
+                                                    CorpusConfig(tasks=["seqrec"], max_history=10))
+    save_corpus(tmp_path / "corpus_rec", rec_rows, manifest)
+    recipe = _recipe(small_run, tmp_path / "stage2", max_steps=2, learning_rate=0.0)
+    recipe.init_model = str(tmp_path / "stage1" / "model")
+    recipe.corpus = str(tmp_path / "corpus_rec")
+    second = run_sft(recipe)
+    assert second["init_model"] == str(tmp_path / "stage1" / "model")
+    assert set(load_corpus(tmp_path / "corpus_rec")["train"]["task"]) == {"seqrec"}
+    assert second["loss_first"] < first["loss_first"]  # starts where stage one ended, not from scratch
+    a, _, _ = load_model(tmp_path / "stage1" / "model")
+    b, _, _ = load_model(tmp_path / "stage2" / "model")
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name  # learning rate 0: nothing may have moved
+
+
+def test_run_path_names_the_run_folder(tmp_path):
+    from llmrec.train.common import run_path
+
+    assert run_path(tmp_path, None, "sft") == tmp_path / "sft"
+    assert run_path(tmp_path, "{run}/sft_rec", "sft") == tmp_path / "sft_rec"
+    assert run_path(tmp_path, "elsewhere/x", "sft") == Path("elsewhere/x")
 
 
 def test_lora_mode_trains_sid_rows_and_saves_merged_model(small_run, tmp_path):

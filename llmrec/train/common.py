@@ -38,6 +38,13 @@ def load_run_inputs(run_dir: str | Path) -> RunInputs:
     return RunInputs(run_dir=run_dir, prepared=load_prepared(run_dir / "data"), sid_map=SidMap.load(sid_path))
 
 
+def run_path(run_dir: Path, value: str | None, default: str) -> Path:
+    """A recipe path: `value` with `{run}` replaced by the run folder, or RUN/`default` when unset."""
+    if not value:
+        return Path(run_dir) / default
+    return Path(str(value).replace("{run}", str(run_dir)))
+
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 

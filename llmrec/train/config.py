@@ -76,7 +76,12 @@ class SFTRecipe:
     """A whole SFT recipe (yaml file beside the accelerate configs)."""
 
     run: str = "runs/demo"
+    # Paths may name the run folder as {run}: "{run}/sft/model".
     output: str | None = None  # default: RUN/sft
+    # Continue from a model llmrec trained (its SID tokens and rows are kept; model.preset/init are then
+    # unused), e.g. a second, recommendation-focused stage after the translation-heavy first one.
+    init_model: str | None = None
+    corpus: str | None = None  # corpus folder (default RUN/corpus)
     model: ModelConfig = field(default_factory=ModelConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -176,7 +181,7 @@ class GRPOSettings:
 @dataclass
 class GRPORecipe:
     run: str = "runs/demo"
-    init_model: str | None = None  # default RUN/sft/model
+    init_model: str | None = None  # default RUN/sft/model; paths may name the run folder as {run}
     output: str | None = None  # default RUN/grpo
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(mode="full"))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=1e-5, batch_size=8,

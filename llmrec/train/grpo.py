@@ -35,6 +35,7 @@ from llmrec.train.common import (
     latest_checkpoint,
     load_run_inputs,
     peft_config_for,
+    run_path,
 )
 from llmrec.train.config import GRPORecipe, GRPOSettings, recipe_to_dict
 from llmrec.train.rewards import (
@@ -247,8 +248,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
 
     inputs = load_run_inputs(recipe.run)
     run_dir = inputs.run_dir
-    init_dir = Path(recipe.init_model or run_dir / "sft" / "model")
-    out_dir = Path(recipe.output or run_dir / "grpo")
+    init_dir = run_path(run_dir, recipe.init_model, "sft/model")
+    out_dir = run_path(run_dir, recipe.output, "grpo")
     # float32 master weights (bf16 autocast on GPUs): at GRPO's learning rates (~1e-5) AdamW steps are
     # smaller than bf16's spacing, so a policy held in bf16 would barely move.
     model, tokenizer, sid_map = load_model(init_dir, sid_map=inputs.sid_map, dtype=torch.float32)

@@ -26,6 +26,7 @@ from llmrec.train.common import (
     latest_checkpoint,
     load_run_inputs,
     peft_config_for,
+    run_path,
 )
 from llmrec.train.config import SFTRecipe, recipe_to_dict
 
@@ -53,18 +54,24 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     from trl import SFTConfig
 
     from llmrec.corpus import load_corpus
-    from llmrec.llm import load_base
+    from llmrec.llm import load_base, load_model
 
     inputs = load_run_inputs(recipe.run)
-    out_dir = Path(recipe.output or inputs.run_dir / "sft")
-    corpus_dir = inputs.run_dir / "corpus"
+    out_dir = run_path(inputs.run_dir, recipe.output, "sft")
+    corpus_dir = run_path(inputs.run_dir, recipe.corpus, "corpus")
     datasets = load_corpus(corpus_dir, sid_map=inputs.sid_map)
     torch.manual_seed(recipe.train.seed)
     t0 = time.time()
-    model, tokenizer = load_base(recipe.model.preset, sid_map=inputs.sid_map, items=inputs.prepared.items,
-                                 init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
-                                 trust_remote_code=recipe.model.trust_remote_code,
-                                 load_in_4bit=recipe.model.load_in_4bit, tiny_config=_tiny_config(recipe))
+    if recipe.init_model:
+        init_dir = run_path(inputs.run_dir, recipe.init_model, "sft/model")
+        log.info("continuing from %s (its SID rows are kept)", init_dir)
+        model, tokenizer, _ = load_model(init_dir, sid_map=inputs.sid_map, dtype=recipe.model.dtype,
+                                         load_in_4bit=recipe.model.load_in_4bit)
+    else:
+        model, tokenizer = load_base(recipe.model.preset, sid_map=inputs.sid_map, items=inputs.prepared.items,
+                                     init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
+                                     trust_remote_code=recipe.model.trust_remote_code,
+                                     load_in_4bit=recipe.model.load_in_4bit, tiny_config=_tiny_config(recipe))
     load_s = time.time() - t0
     freeze_for_mode(model, recipe.adapter.mode)
 
@@ -107,6 +114,8 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     summary = {
         "stage": "sft",
         "preset": recipe.model.preset,
+        "init_model": str(init_dir) if recipe.init_model else None,
+        "corpus": str(corpus_dir),
         "mode": recipe.adapter.mode,
         "global_step": trainer.state.global_step,
         "train_seconds": round(train_s, 1),
