@@ -87,6 +87,20 @@ def test_run_path_names_the_run_folder(tmp_path):
     assert run_path(tmp_path, "elsewhere/x", "sft") == Path("elsewhere/x")
 
 
+def test_command_line_paths_may_name_the_run_folder():
+    import argparse
+
+    from llmrec.train.args import add_stage_arguments, recipe_from_args
+
+    parser = argparse.ArgumentParser()
+    add_stage_arguments(parser, "sft")
+    args = parser.parse_args(["--run", "runs/x", "--init-model", "{run}/sft/model", "--corpus", "{run}/corpus_rec",
+                              "--output", "{run}/sft_rec"])
+    recipe = recipe_from_args("sft", args)
+    assert (recipe.run, recipe.init_model, recipe.corpus, recipe.output) == (
+        "runs/x", "{run}/sft/model", "{run}/corpus_rec", "{run}/sft_rec")
+
+
 def test_lora_mode_trains_sid_rows_and_saves_merged_model(small_run, tmp_path):
     from llmrec.llm import load_model
     from llmrec.train.config import AdapterConfig

@@ -42,7 +42,8 @@ def recipe_from_args(stage: str, args: argparse.Namespace) -> Any:
     for flag, key in _FLAGS[stage]:
         value = getattr(args, flag, None)
         if value is not None:
-            overrides.append(f"{key}={value}")
+            # paths go in as quoted strings: "{run}/sft/model" is not valid yaml as it stands
+            overrides.append(f"{key}={json.dumps(value) if isinstance(value, str) else value}")
     if args.resume:
         overrides.append("resume=true")
     return load_recipe(_RECIPES[stage], args.config, overrides)
