@@ -43,6 +43,8 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(small_run, tmp_path):
     run_sft(_recipe(small_run, tmp_path / "a"))  # 8 steps, checkpoints at 4 and 8
     ckpt = tmp_path / "a" / "checkpoint-4"
     assert ckpt.exists()
+    _, _, ckpt_map = load_model(ckpt)  # a checkpoint loads on its own: sid_map.json is written into it
+    assert ckpt_map.fingerprint == load_model(tmp_path / "a" / "model")[2].fingerprint
     resumed = _recipe(small_run, tmp_path / "b")
     resumed.resume = str(ckpt)
     summary = run_sft(resumed)

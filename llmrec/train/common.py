@@ -166,6 +166,18 @@ class NonFiniteGuard(TrainerCallback):
                               f"on a GPU{hint}.")
 
 
+class SidMapInCheckpoints(TrainerCallback):
+    """Write sid_map.json into every checkpoint, so a checkpoint loads (and evaluates) on its own."""
+
+    def __init__(self, sid_map) -> None:
+        self.sid_map = sid_map
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            self.sid_map.save(folder / "sid_map.json")
+
+
 def latest_checkpoint(output_dir: Path) -> str | None:
     ckpts = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return str(ckpts[-1]) if ckpts else None

@@ -30,6 +30,7 @@ from llmrec.io import LlmrecError, write_json
 from llmrec.train.args import stage_main
 from llmrec.train.common import (
     NonFiniteGuard,
+    SidMapInCheckpoints,
     WallTimeLimit,
     common_training_kwargs,
     latest_checkpoint,
@@ -299,7 +300,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
         rollout_func=ConstrainedRollout(tokenizer, sid_map, trie, settings),
-        callbacks=[WallTimeLimit(cfg.max_minutes), val_cb, guard],
+        callbacks=[WallTimeLimit(cfg.max_minutes), val_cb, guard, SidMapInCheckpoints(sid_map)],
     )
     resume = latest_checkpoint(out_dir) if recipe.resume is True else recipe.resume
     ref_before = _checksum(trainer.ref_model)

@@ -20,6 +20,7 @@ from llmrec.train.answer_loss import sft_trainer_class
 from llmrec.train.args import stage_main
 from llmrec.train.common import (
     NonFiniteGuard,
+    SidMapInCheckpoints,
     WallTimeLimit,
     common_training_kwargs,
     freeze_for_mode,
@@ -96,7 +97,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         eval_dataset=_drop_metadata(eval_ds) if eval_ds is not None else None,
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
-        callbacks=[WallTimeLimit(cfg.max_minutes), guard],
+        callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map)],
     )
     resume = recipe.resume
     if resume is True:
