@@ -13,8 +13,8 @@ from llmrec.train.config import GRPORecipe, SFTRecipe, load_recipe
 
 # flag -> recipe key, per stage (GRPO also takes the model to start from)
 _FLAGS = {
-    "sft": (("run", "run"), ("init_model", "init_model"), ("corpus", "corpus"), ("output", "output"), ("max_steps", "train.max_steps"),
-            ("max_minutes", "train.max_minutes")),
+    "sft": (("run", "run"), ("init_model", "init_model"), ("corpus", "corpus"), ("output", "output"),
+            ("max_steps", "train.max_steps"), ("max_minutes", "train.max_minutes")),
     "grpo": (("run", "run"), ("init_model", "init_model"), ("output", "output"), ("max_steps", "train.max_steps"),
              ("max_minutes", "train.max_minutes")),
 }
@@ -24,10 +24,9 @@ _RECIPES = {"sft": SFTRecipe, "grpo": GRPORecipe}
 def add_stage_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     parser.add_argument("--config", help=f"recipe yaml (e.g. recipes/tiny-cpu/{stage}.yaml)")
     parser.add_argument("--run", help="run directory (overrides the recipe's `run`)")
-    if stage == "grpo":
-        parser.add_argument("--init-model", help="model to start from (default RUN/sft/model)")
-    else:
-        parser.add_argument("--init-model", help="continue from this llmrec model (e.g. sft/model) instead of model.preset")
+    parser.add_argument("--init-model", help="llmrec model to start from, e.g. '{run}/sft/model' (GRPO default: "
+                                             "RUN/sft/model; SFT default: a fresh model.preset)")
+    if stage == "sft":
         parser.add_argument("--corpus", help="corpus folder (default RUN/corpus)")
     parser.add_argument("--output", help=f"output directory (default RUN/{stage})")
     parser.add_argument("--max-steps", type=int, help="override train.max_steps")

@@ -42,7 +42,7 @@ def run_path(run_dir: Path, value: str | None, default: str) -> Path:
     """A recipe path: `value` with `{run}` replaced by the run folder, or RUN/`default` when unset."""
     if not value:
         return Path(run_dir) / default
-    return Path(str(value).replace("{run}", str(run_dir)))
+    return Path(value.replace("{run}", str(run_dir)))
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

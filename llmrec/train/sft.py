@@ -63,8 +63,8 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     datasets = load_corpus(corpus_dir, sid_map=inputs.sid_map)
     torch.manual_seed(recipe.train.seed)
     t0 = time.time()
-    if recipe.init_model:
-        init_dir = run_path(inputs.run_dir, recipe.init_model, "sft/model")
+    init_dir = run_path(inputs.run_dir, recipe.init_model, "sft/model") if recipe.init_model else None
+    if init_dir is not None:
         log.info("continuing from %s (its SID rows are kept)", init_dir)
         model, tokenizer, _ = load_model(init_dir, sid_map=inputs.sid_map, dtype=recipe.model.dtype,
                                          load_in_4bit=recipe.model.load_in_4bit)
@@ -115,7 +115,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     summary = {
         "stage": "sft",
         "preset": recipe.model.preset,
-        "init_model": str(init_dir) if recipe.init_model else None,
+        "init_model": str(init_dir) if init_dir else None,
         "corpus": str(corpus_dir),
         "mode": recipe.adapter.mode,
         "global_step": trainer.state.global_step,
