@@ -341,3 +341,28 @@ def test_real_taobao_tail_behaviors(tmp_path):
 
 def _sid_map_big(items) -> SidMap:
     return SidMap({k: [n % 64, (n // 64) % 64, n // 4096] for n, k in enumerate(sorted(items))})
+
+
+def test_seqrec_crops_are_recent_suffixes_of_their_window(run):
+    _, prepared, sm = run
+    sid_re = re.compile(r"(?:<[a-z]_\d+>)+")
+    base = build_corpus(prepared, sm, CorpusConfig(tasks=["seqrec"], max_history=6))["train"]
+    cfg = CorpusConfig(tasks=["seqrec"], max_history=6, seqrec_crops=2)
+    crop = build_corpus(prepared, sm, cfg)["train"]
+    assert build_corpus(prepared, sm, cfg)["train"]["prompt"] == crop["prompt"]  # seeded
+    windows = [(r["user"], r["target"], sid_re.findall(r["prompt"][-1]["content"])) for r in base]
+    rows = [(r["user"], r["target"], sid_re.findall(r["prompt"][-1]["content"])) for r in crop]
+    # every window is kept, followed by two crops when its history has at least two items
+    expected = sum(1 + (2 if len(h) >= 2 else 0) for _, _, h in windows)
+    assert len(rows) == expected
+    i = 0
+    for user, target, hist in windows:
+        assert rows[i] == (user, target, hist)
+        i += 1
+        for _ in range(2 if len(hist) >= 2 else 0):
+            u, t, h = rows[i]
+            assert (u, t) == (user, target)
+            assert 1 <= len(h) < len(hist) and hist[-len(h):] == h  # the most recent items only
+            i += 1
+    # training targets stay training events (no valid/test leakage)
+    assert set(crop["target"]) == set(base["target"])

@@ -38,6 +38,15 @@ def test_rule_ranking_validity_rewards_on_a_hand_made_group():
     assert total == [0.0, 1.0, -2.0, 0.0]
 
 
+def test_repeat_reward_penalises_items_from_the_history():
+    from llmrec.train.rewards import repeat_reward
+
+    group = [[5], [7], [-1], [9]]
+    history = [["7", "9"]] * 4
+    assert repeat_reward(_Decoder())(completion_ids=group, history=history) == [0.0, -1.0, 0.0, -1.0]
+    assert repeat_reward(_Decoder())(completion_ids=[[5]], history=[[]]) == [0.0]
+
+
 def test_semantic_and_collaborative_rewards():
     from llmrec.train.rewards import collaborative_reward, semantic_reward
 

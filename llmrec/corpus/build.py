@@ -61,6 +61,10 @@ class CorpusConfig:
     max_history: int = 20
     fusion_max_history: int = 10
     min_history: int = 1
+    # seqrec only: extra copies of each training window whose history is cut to its most recent
+    # 1..len-1 items (a random crop per copy, fixed by the seed). Teaches the next item from the
+    # recent items alone, as a regulariser against memorising whole training histories.
+    seqrec_crops: int = 0
     seed: int = 42
     paraphrases: bool = True
     title_field: str = "title"
@@ -192,6 +196,10 @@ class _Builder:
                 m = seqrec_messages(ex.history, self.sid_map, self.items, template_index=idx,
                                     max_history=self.cfg.max_history, library=self.lib)
                 self.add("train", "seqrec", m, self.sid_map.sid_string(ex.target), ex.target, ex.user)
+                for c, hist_c in enumerate(_crops(ex.history, self.cfg.seqrec_crops, self.cfg.seed, key)):
+                    m = seqrec_messages(hist_c, self.sid_map, self.items,
+                                        template_index=self._index("seqrec", f"{key}|crop{c}"), library=self.lib)
+                    self.add("train", "seqrec", m, self.sid_map.sid_string(ex.target), ex.target, ex.user)
             hist = ex.history[-fusion_h:] if fusion_h else ex.history
             if "fusion_sid2title" in tasks:
                 t = self.title(ex.target)
@@ -348,6 +356,15 @@ def _sample(seq: list, n: int, seed: int, salt: str) -> list:
         return list(seq)
     rng = random.Random(f"{seed}|{salt}")
     return [seq[i] for i in sorted(rng.sample(range(len(seq)), n))]
+
+
+def _crops(history: list[str], n: int, seed: int, salt: str) -> list[list[str]]:
+    """`n` most-recent suffixes of `history`, lengths drawn uniformly from 1..len-1 (none when
+    the history has a single item)."""
+    if n <= 0 or len(history) < 2:
+        return []
+    rng = random.Random(f"{seed}|crop|{salt}")
+    return [history[-rng.randint(1, len(history) - 1):] for _ in range(n)]
 
 
 def task_counts(corpus: DatasetDict) -> dict[str, dict[str, int]]:

@@ -43,6 +43,7 @@ from llmrec.train.rewards import (
     CompletionItems,
     collaborative_reward,
     ranking_reward,
+    repeat_reward,
     rule_reward,
     semantic_reward,
     validity_reward,
@@ -155,6 +156,8 @@ def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_
             fn = ranking_reward(decoder, settings.num_generations)
         elif name == "valid":
             fn = validity_reward(decoder)
+        elif name == "repeat":
+            fn = repeat_reward(decoder)
         elif name == "semantic":
             emb_path = run_dir / "sid" / "embeddings.npy"
             if not emb_path.exists():
@@ -172,7 +175,7 @@ def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_
             fn = collaborative_reward(decoder, sas.score_items, sas.item_index, shape=settings.collaborative_shape)
         else:
             raise LlmrecError(f"grpo.rewards: unknown reward {name!r}; known: rule, ranking, semantic, "
-                              "collaborative, valid")
+                              "collaborative, valid, repeat")
         funcs.append(fn)
         weights.append(float(weight))
     if not funcs:

@@ -170,6 +170,19 @@ def validity_reward(decoder: CompletionItems) -> RewardFn:
     return _named(reward, "valid")
 
 
+def repeat_reward(decoder: CompletionItems) -> RewardFn:
+    """-1 for an item already in the prompt's history, else 0. For catalogues where users never
+    take the same item twice (e.g. Amazon reviews: a held-out target is never in its history), so
+    the policy stops spending its top slots on items the user already has. Leave it off where
+    repeat consumption is normal (groceries, music)."""
+
+    def reward(completion_ids, history, **_: Any) -> list[float]:
+        return [-1.0 if it is not None and it in {str(h) for h in hist} else 0.0
+                for it, hist in zip(decoder.items(completion_ids), history)]
+
+    return _named(reward, "repeat")
+
+
 def combine(rewards: Sequence[tuple[RewardFn, float]]) -> RewardFn:
     """One weighted sum, for callers outside TRL (TRL itself takes reward_funcs + reward_weights)."""
 
