@@ -10,6 +10,7 @@ from llmrec.eval.metrics import (
     compute_metrics,
     coverage_at_k,
     example_metrics,
+    paired_bootstrap,
     popularity_groups,
     ranking_metrics,
     target_rank,
@@ -107,3 +108,32 @@ def test_most_popular_toy_split():
     mp2 = MostPopular(pop, cat, exclude_history=True)
     assert mp2.rank(ex, 3) == [["c", "a", "d"], ["b", "c", "d"]]
     assert mp.rank(ex, 10)[0] == ["b", "c", "a", "d"]
+
+
+def test_paired_bootstrap_hand_cases():
+    a, b = [1.0, 0.0, 0.5, 0.0], [0.0, 0.0, 0.5, 1.0]
+    out = paired_bootstrap(a, b, n_boot=500, seed=1)
+    assert out["diff"] == pytest.approx(0.0) and out["n"] == 4
+    assert out["ci95"][0] < 0 < out["ci95"][1]
+    shifted = paired_bootstrap([x + 0.1 for x in b], b, n_boot=200)
+    assert shifted["diff"] == pytest.approx(0.1)
+    assert shifted["ci95"] == pytest.approx([0.1, 0.1]) and shifted["p_not_better"] == 0.0
+    assert paired_bootstrap(b, [x + 0.1 for x in b], n_boot=200)["p_not_better"] == 1.0
+    with pytest.raises(ValueError, match="equally long"):
+        paired_bootstrap([1.0], [1.0, 0.0])
+
+
+def test_paired_comparisons_against_each_reference():
+    from llmrec.eval.runner import paired_comparisons, significance_table
+
+    targets = ["a", "b", "c"]
+    rankings = {"pop": [["x", "a"], ["x"], ["x"]],          # NDCG@10: 1/log2(3), 0, 0
+                "sas": [["a"], ["x"], ["x"]],               # 1, 0, 0
+                "llm": [["a"], ["b"], ["x", "x", "c"]]}     # 1, 1, 1/log2(3)  (duplicates count once)
+    rows = paired_comparisons(rankings, targets, ["pop", "sas"], n_boot=100)
+    assert [(r["ranker"], r["reference"]) for r in rows] == [("llm", "pop"), ("llm", "sas")]
+    g = 1 / math.log2(3)
+    assert rows[0]["diff"] == pytest.approx((1 - g + 1 + g) / 3)
+    assert rows[1]["diff"] == pytest.approx((0 + 1 + g) / 3)
+    table = significance_table(rows)
+    assert "| llm | sas | NDCG@10 | +0.5436 |" in table

@@ -99,7 +99,14 @@ def run_eval(args: argparse.Namespace) -> int:
     from llmrec.data.store import load_prepared
     from llmrec.eval.baselines import MostPopular
     from llmrec.eval.plots import plot_metrics
-    from llmrec.eval.runner import LLMRanker, compare_table, evaluate
+    from llmrec.eval.runner import (
+        LLMRanker,
+        compare_table,
+        evaluate,
+        paired_comparisons,
+        predict,
+        significance_table,
+    )
     from llmrec.eval.sasrec import cached_sasrec
     from llmrec.io import write_json
 
@@ -145,12 +152,15 @@ def run_eval(args: argparse.Namespace) -> int:
         rankers.append((LLMRanker(model_dir, prepared.items, num_beams=args.num_beams, name=llm_ranker_name(model_dir),
                                   exclude_history=args.exclude_history), {}, 16))
 
-    results = []
+    results, rankings = [], {}
     for ranker, extra, default_bs in rankers:
         t0 = time.time()
-        res = evaluate(ranker, examples, out_dir=out_root / _safe_name(ranker.name),
-                       batch_size=args.batch_size or default_bs, extra=extra, **common)
+        out_dir = out_root / _safe_name(ranker.name)
+        res = evaluate(ranker, examples, out_dir=out_dir, batch_size=args.batch_size or default_bs, extra=extra,
+                       **common)
         results.append(res)
+        # the lists just written (read back, nothing is ranked again) for the paired comparison below
+        rankings[ranker.name] = predict(ranker, examples, max(ks), out_dir=out_dir, progress=False)[0]
         m = res["metrics"]
         print(f"{ranker.name}: " + "  ".join(f"{key}={m[key]:.4f}" for key in
                                              [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks])
@@ -160,9 +170,14 @@ def run_eval(args: argparse.Namespace) -> int:
         translation = run_translation(args.model, prepared, args.translation, args.seed, out_root,
                                       corpus_dir=run / "corpus")
     table = compare_table(results, ks)
+    metric = f"NDCG@{10 if 10 in ks else max(ks)}"
+    paired = paired_comparisons(rankings, [e.target for e in examples], [r.name for r, _, _ in rankers[:len(names)]],
+                                metric=metric, seed=args.seed)
+    if paired:
+        table += "\n" + significance_table(paired)
     write_json(out_root / "metrics.json", {"format": "llmrec.eval-combined/1", "split": args.split,
                                            "data_fingerprint": prepared.fingerprint, "rankers": results,
-                                           "translation": translation})
+                                           "paired": paired, "translation": translation})
     from llmrec.io import atomic_path
 
     with atomic_path(out_root / "comparison.md") as tmp:

@@ -170,6 +170,25 @@ def compute_metrics(rankings: Sequence[Sequence[str]], targets: Sequence[str], *
     return out
 
 
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Paired comparison of two rankers' per-example scores on the same examples.
+
+    Returns the mean difference a - b, a percentile-bootstrap 95% interval of it (examples resampled
+    with replacement, the same resample for both rankers), and `p_not_better`: the share of
+    resamples where a does not beat b (a one-sided bootstrap p-value for "a is better").
+    """
+    import numpy as np
+
+    if len(a) != len(b) or not len(a):
+        raise ValueError(f"paired_bootstrap needs two equally long, non-empty score lists ({len(a)} vs {len(b)})")
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.array([d[rng.integers(0, len(d), len(d))].mean() for _ in range(n_boot)])
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"diff": float(d.mean()), "ci95": [float(lo), float(hi)],
+            "p_not_better": float((means <= 0).mean()), "n": len(d), "n_boot": n_boot}
+
+
 def translation_accuracy(predictions: Sequence[str | None], references: Sequence[str], *,
                          normalize: bool = False) -> float:
     """Exact-match accuracy for translation tasks.

@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 from tqdm.auto import tqdm
 
 from llmrec.data.records import Example, Item
-from llmrec.eval.metrics import DEFAULT_KS, compute_metrics
+from llmrec.eval.metrics import DEFAULT_KS, compute_metrics, example_metrics, paired_bootstrap
 from llmrec.io import LlmrecError, read_json, sha256_json, write_json
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,40 @@ def evaluate(ranker: Ranker, examples: Sequence[Example], *, ks: Sequence[int] =
 
             plot_metrics([result], out_dir / PLOT, title=f"{ranker.name} ({split}, n={len(examples)})")
     return result
+
+
+def paired_comparisons(rankings: Mapping[str, Sequence[Sequence[str]]], targets: Sequence[str],
+                       references: Sequence[str], *, metric: str = "NDCG@10", n_boot: int = 1000,
+                       seed: int = 0) -> list[dict]:
+    """Every ranker that is not a reference against every reference, on the same examples: the
+    paired bootstrap of the per-example `metric` (see metrics.paired_bootstrap)."""
+    name, _, cut = metric.partition("@")
+    ks = [int(cut)] if cut else list(DEFAULT_KS)
+    per = {r: [example_metrics(ranked, t, ks)[metric] for ranked, t in zip(lists, targets)]
+           for r, lists in rankings.items()}
+    out = []
+    for r in rankings:
+        if r in references:
+            continue
+        for ref in references:
+            if ref in per:
+                out.append({"ranker": r, "reference": ref, "metric": metric,
+                            **paired_bootstrap(per[r], per[ref], n_boot=n_boot, seed=seed)})
+    return out
+
+
+def significance_table(rows: Sequence[dict]) -> str:
+    """Markdown table of paired_comparisons() rows."""
+    if not rows:
+        return ""
+    lines = [f"Paired bootstrap over examples ({rows[0]['n_boot']} resamples): ranker minus reference.\n",
+             "| ranker | reference | metric | difference | 95% interval | resamples not better |",
+             "|---|---|---|---:|---|---:|"]
+    for r in rows:
+        lo, hi = r["ci95"]
+        lines.append(f"| {r['ranker']} | {r['reference']} | {r['metric']} | {r['diff']:+.4f} | "
+                     f"[{lo:+.4f}, {hi:+.4f}] | {r['p_not_better']:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 def compare_table(metrics_list: Sequence[dict], ks: Sequence[int] | None = None) -> str:
