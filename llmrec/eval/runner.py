@@ -170,7 +170,7 @@ def paired_comparisons(rankings: Mapping[str, Sequence[Sequence[str]]], targets:
                        seed: int = 0) -> list[dict]:
     """Every ranker that is not a reference against every reference, on the same examples: the
     paired bootstrap of the per-example `metric` (see metrics.paired_bootstrap)."""
-    name, _, cut = metric.partition("@")
+    _, _, cut = metric.partition("@")
     ks = [int(cut)] if cut else list(DEFAULT_KS)
     per = {r: [example_metrics(ranked, t, ks)[metric] for ranked, t in zip(lists, targets)]
            for r, lists in rankings.items()}
