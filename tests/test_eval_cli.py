@@ -39,7 +39,10 @@ def test_eval_cli_writes_everything(run_dir, capsys):
         assert (run_dir / "eval" / name / "metrics.json").exists()
         assert (run_dir / "eval" / name / "predictions.jsonl").exists()
     assert (run_dir / "eval" / "metrics.png").stat().st_size > 1000
-    assert "| popular | 60 |" in (run_dir / "eval" / "comparison.md").read_text()
+    comparison = (run_dir / "eval" / "comparison.md").read_text()
+    assert "| popular | 60 |" in comparison
+    assert "seen transition" in comparison  # i -> i+1 walks: every test step was seen in training
+    assert combined["rankers"][1]["transitions"]["seen"]["n"] == 60
     assert (run_dir / "baselines" / "sasrec" / "model.safetensors").exists()
     # second run: cached SASRec, predictions resumed, identical numbers
     assert main(["eval", "--run", str(run_dir), "--baselines", "sasrec", "--k", "1,5,10",

@@ -14,6 +14,7 @@ from llmrec.eval.metrics import (
     popularity_groups,
     ranking_metrics,
     target_rank,
+    transition_labels,
     translation_accuracy,
     valid_rate,
 )
@@ -137,3 +138,13 @@ def test_paired_comparisons_against_each_reference():
     assert rows[1]["diff"] == pytest.approx((0 + 1 + g) / 3)
     table = significance_table(rows)
     assert "| llm | sas | NDCG@10 | +0.5436 |" in table
+
+
+def test_transition_labels_and_groups():
+    train = [["a", "b", "c"], ["c", "d"]]
+    labels = transition_labels([["x", "a"], ["b"], [], ["d"]], ["b", "d", "a", "c"], train)
+    assert labels == ["seen", "new", "no_history", "new"]  # d -> c is not a step (c -> d is)
+    m = compute_metrics([["b"], ["x", "d"], ["a"], ["x"]], ["b", "d", "a", "c"], ks=[1, 2], transitions=labels)
+    assert m["transitions"]["seen"]["n"] == 1 and m["transitions"]["seen"]["HR@1"] == 1.0
+    assert m["transitions"]["new"]["n"] == 2 and m["transitions"]["new"]["HR@2"] == 0.5
+    assert m["transitions"]["no_history"]["HR@1"] == 1.0

@@ -101,6 +101,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from llmrec.eval.plots import plot_metrics
     from llmrec.eval.runner import (
         LLMRanker,
+        breakdown_table,
         compare_table,
         evaluate,
         paired_comparisons,
@@ -135,7 +136,8 @@ def run_eval(args: argparse.Namespace) -> int:
     out_root = run / "eval" if args.split == "test" else run / "eval" / "valid"
     common = {"ks": ks, "catalogue": catalogue, "popularity": popularity, "split": args.split,
                   "data_fingerprint": prepared.fingerprint, "resume": not args.no_resume,
-                  "head_frac": args.head_frac, "tail_frac": args.tail_frac}
+                  "head_frac": args.head_frac, "tail_frac": args.tail_frac,
+                  "train_sequences": [[x.item for x in seq] for seq in split.train.values()]}
 
     rankers = []
     for b in names:
@@ -175,6 +177,7 @@ def run_eval(args: argparse.Namespace) -> int:
                                 metric=metric, seed=args.seed)
     if paired:
         table += "\n" + significance_table(paired)
+    table += "\n" + breakdown_table(results, metric)
     write_json(out_root / "metrics.json", {"format": "llmrec.eval-combined/1", "split": args.split,
                                            "data_fingerprint": prepared.fingerprint, "rankers": results,
                                            "paired": paired, "translation": translation})

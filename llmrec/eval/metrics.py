@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from itertools import pairwise
 from collections.abc import Iterable, Mapping, Sequence
 
 DEFAULT_KS: tuple[int, ...] = (1, 3, 5, 10, 20)
@@ -131,6 +132,19 @@ def popularity_groups(popularity: Mapping[str, int], catalogue: Sequence[str],
     return groups
 
 
+TRANSITION_GROUPS = ("seen", "new", "no_history")
+
+
+def transition_labels(histories: Sequence[Sequence[str]], targets: Sequence[str],
+                      train_sequences: Iterable[Sequence[str]]) -> list[str]:
+    """Per example: 'seen' when (last history item -> target) is a step of some training sequence,
+    'new' when it is not, 'no_history' for an empty history. Separates what a model can recall from
+    training transitions from what it has to generalise to."""
+    steps = {(a, b) for seq in train_sequences for a, b in pairwise(seq)}
+    return ["no_history" if not h else ("seen" if (h[-1], t) in steps else "new")
+            for h, t in zip(histories, targets)]
+
+
 def grouped_metrics(rankings: Sequence[Sequence[str]], targets: Sequence[str], labels: Sequence[str],
                     ks: Sequence[int] = DEFAULT_KS, order: Sequence[str] | None = None) -> dict[str, dict]:
     """Metrics per label (e.g. popularity group or target behavior), each with its count `n`."""
@@ -149,8 +163,10 @@ def grouped_metrics(rankings: Sequence[Sequence[str]], targets: Sequence[str], l
 def compute_metrics(rankings: Sequence[Sequence[str]], targets: Sequence[str], *,
                     ks: Sequence[int] = DEFAULT_KS, catalogue: Sequence[str] | None = None,
                     popularity: Mapping[str, int] | None = None, behaviors: Sequence[str] | None = None,
-                    head_frac: float = 0.2, tail_frac: float = 0.5) -> dict:
-    """Everything `llmrec eval` reports for one ranker, as a JSON-ready dict."""
+                    head_frac: float = 0.2, tail_frac: float = 0.5,
+                    transitions: Sequence[str] | None = None) -> dict:
+    """Everything `llmrec eval` reports for one ranker, as a JSON-ready dict. `transitions`: one
+    transition_labels() label per example."""
     ks = sorted({int(k) for k in ks})
     out: dict = {"n_examples": len(targets), "ks": ks, "metrics": ranking_metrics(rankings, targets, ks)}
     if catalogue is not None:
@@ -167,6 +183,8 @@ def compute_metrics(rankings: Sequence[Sequence[str]], targets: Sequence[str], *
             }
     if behaviors is not None and len(set(behaviors)) > 1:
         out["behaviors"] = grouped_metrics(rankings, targets, behaviors, ks)
+    if transitions is not None:
+        out["transitions"] = grouped_metrics(rankings, targets, transitions, ks, order=TRANSITION_GROUPS)
     return out
 
 

@@ -23,7 +23,13 @@ from typing import Any, Protocol, runtime_checkable
 from tqdm.auto import tqdm
 
 from llmrec.data.records import Example, Item
-from llmrec.eval.metrics import DEFAULT_KS, compute_metrics, example_metrics, paired_bootstrap
+from llmrec.eval.metrics import (
+    DEFAULT_KS,
+    compute_metrics,
+    example_metrics,
+    paired_bootstrap,
+    transition_labels,
+)
 from llmrec.io import LlmrecError, read_json, sha256_json, write_json
 
 log = logging.getLogger(__name__)
@@ -126,8 +132,11 @@ def evaluate(ranker: Ranker, examples: Sequence[Example], *, ks: Sequence[int] =
              catalogue: Sequence[str], popularity: Mapping[str, int], out_dir: str | Path | None = None,
              batch_size: int = 256, resume: bool = True, split: str = "test", data_fingerprint: str | None = None,
              head_frac: float = 0.2, tail_frac: float = 0.5, k: int | None = None, plot: bool = True,
-             progress: bool = True, extra: dict[str, Any] | None = None) -> dict:
-    """Rank every example (top max(ks), or `k`), compute all metrics, write metrics.json + PNG to out_dir."""
+             progress: bool = True, extra: dict[str, Any] | None = None,
+             train_sequences: Sequence[Sequence[str]] | None = None) -> dict:
+    """Rank every example (top max(ks), or `k`), compute all metrics, write metrics.json + PNG to out_dir.
+    With `train_sequences` (item ids per training user) metrics are also split by transition
+    (metrics.transition_labels)."""
     ks = sorted({int(x) for x in ks})
     if not ks or ks[0] < 1:
         raise LlmrecError(f"evaluation cutoffs must be positive integers (got {list(ks)})")
@@ -139,7 +148,9 @@ def evaluate(ranker: Ranker, examples: Sequence[Example], *, ks: Sequence[int] =
     seconds = time.time() - t0
     result = compute_metrics(rankings, [e.target for e in examples], ks=ks, catalogue=catalogue,
                              popularity=popularity, behaviors=[e.target_behavior for e in examples],
-                             head_frac=head_frac, tail_frac=tail_frac)
+                             head_frac=head_frac, tail_frac=tail_frac,
+                             transitions=None if train_sequences is None else transition_labels(
+                                 [e.history for e in examples], [e.target for e in examples], train_sequences))
     result = {
         "format": "llmrec.eval/1",
         "ranker": ranker.name,
@@ -196,6 +207,31 @@ def significance_table(rows: Sequence[dict]) -> str:
         lo, hi = r["ci95"]
         lines.append(f"| {r['ranker']} | {r['reference']} | {r['metric']} | {r['diff']:+.4f} | "
                      f"[{lo:+.4f}, {hi:+.4f}] | {r['p_not_better']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def breakdown_table(metrics_list: Sequence[dict], metric: str = "NDCG@10") -> str:
+    """Markdown table of `metric` per target popularity group and per transition group (the groups
+    each result has; counts in the header come from the first result)."""
+    cols: list[tuple[str, str, str]] = []
+    first = metrics_list[0] if metrics_list else {}
+    for section, label in (("popularity", "{} target"), ("transitions", "{} transition")):
+        groups = first.get(section, {})
+        groups = groups.get("groups", {}) if section == "popularity" else groups
+        cols += [(section, g, f"{label.format(g)} (n={v['n']})") for g, v in groups.items() if v["n"]]
+    if not cols:
+        return ""
+
+    def value(m: dict, section: str, group: str) -> str:
+        groups = m.get(section, {})
+        groups = groups.get("groups", {}) if section == "popularity" else groups
+        return f"{groups[group][metric]:.4f}" if group in groups else ""
+
+    lines = [f"{metric} by target group (popularity from training counts; a 'seen' transition is a "
+             "last-history-item -> target step that occurs in training).\n",
+             "| ranker | " + " | ".join(c[2] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for m in metrics_list:
+        lines.append(f"| {m['ranker']} | " + " | ".join(value(m, s, g) for s, g, _ in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
