@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from itertools import pairwise
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 
 DEFAULT_KS: tuple[int, ...] = (1, 3, 5, 10, 20)
 GROUPS = ("head", "torso", "tail")
