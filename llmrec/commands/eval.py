@@ -98,6 +98,7 @@ def run_translation(model_dirs: list[str], prepared, n: int, seed: int, out_root
 def run_eval(args: argparse.Namespace) -> int:
     from llmrec.data.store import load_prepared
     from llmrec.eval.baselines import MostPopular
+    from llmrec.eval.metrics import transition_labels
     from llmrec.eval.plots import plot_metrics
     from llmrec.eval.runner import (
         LLMRanker,
@@ -105,7 +106,6 @@ def run_eval(args: argparse.Namespace) -> int:
         compare_table,
         evaluate,
         paired_comparisons,
-        predict,
         significance_table,
     )
     from llmrec.eval.sasrec import cached_sasrec
@@ -137,7 +137,8 @@ def run_eval(args: argparse.Namespace) -> int:
     common = {"ks": ks, "catalogue": catalogue, "popularity": popularity, "split": args.split,
                   "data_fingerprint": prepared.fingerprint, "resume": not args.no_resume,
                   "head_frac": args.head_frac, "tail_frac": args.tail_frac,
-                  "train_sequences": [[x.item for x in seq] for seq in split.train.values()]}
+                  "transitions": transition_labels([e.history for e in examples], [e.target for e in examples],
+                                                   [[x.item for x in seq] for seq in split.train.values()])}
 
     rankers = []
     for b in names:
@@ -157,12 +158,10 @@ def run_eval(args: argparse.Namespace) -> int:
     results, rankings = [], {}
     for ranker, extra, default_bs in rankers:
         t0 = time.time()
-        out_dir = out_root / _safe_name(ranker.name)
-        res = evaluate(ranker, examples, out_dir=out_dir, batch_size=args.batch_size or default_bs, extra=extra,
-                       **common)
+        res, rankings[ranker.name] = evaluate(ranker, examples, out_dir=out_root / _safe_name(ranker.name),
+                                              batch_size=args.batch_size or default_bs, extra=extra,
+                                              return_rankings=True, **common)
         results.append(res)
-        # the lists just written (read back, nothing is ranked again) for the paired comparison below
-        rankings[ranker.name] = predict(ranker, examples, max(ks), out_dir=out_dir, progress=False)[0]
         m = res["metrics"]
         print(f"{ranker.name}: " + "  ".join(f"{key}={m[key]:.4f}" for key in
                                              [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks])

@@ -28,7 +28,6 @@ from llmrec.eval.metrics import (
     compute_metrics,
     example_metrics,
     paired_bootstrap,
-    transition_labels,
 )
 from llmrec.io import LlmrecError, read_json, sha256_json, write_json
 
@@ -133,10 +132,11 @@ def evaluate(ranker: Ranker, examples: Sequence[Example], *, ks: Sequence[int] =
              batch_size: int = 256, resume: bool = True, split: str = "test", data_fingerprint: str | None = None,
              head_frac: float = 0.2, tail_frac: float = 0.5, k: int | None = None, plot: bool = True,
              progress: bool = True, extra: dict[str, Any] | None = None,
-             train_sequences: Sequence[Sequence[str]] | None = None) -> dict:
+             transitions: Sequence[str] | None = None,
+             return_rankings: bool = False) -> dict | tuple[dict, list[list[str]]]:
     """Rank every example (top max(ks), or `k`), compute all metrics, write metrics.json + PNG to out_dir.
-    With `train_sequences` (item ids per training user) metrics are also split by transition
-    (metrics.transition_labels)."""
+    `transitions` (metrics.transition_labels, one per example) adds metrics per transition group.
+    With `return_rankings` returns (result, ranked lists) so callers can compare rankers per example."""
     ks = sorted({int(x) for x in ks})
     if not ks or ks[0] < 1:
         raise LlmrecError(f"evaluation cutoffs must be positive integers (got {list(ks)})")
@@ -148,9 +148,7 @@ def evaluate(ranker: Ranker, examples: Sequence[Example], *, ks: Sequence[int] =
     seconds = time.time() - t0
     result = compute_metrics(rankings, [e.target for e in examples], ks=ks, catalogue=catalogue,
                              popularity=popularity, behaviors=[e.target_behavior for e in examples],
-                             head_frac=head_frac, tail_frac=tail_frac,
-                             transitions=None if train_sequences is None else transition_labels(
-                                 [e.history for e in examples], [e.target for e in examples], train_sequences))
+                             head_frac=head_frac, tail_frac=tail_frac, transitions=transitions)
     result = {
         "format": "llmrec.eval/1",
         "ranker": ranker.name,
@@ -173,7 +171,7 @@ def evaluate(ranker: Ranker, examples: Sequence[Example], *, ks: Sequence[int] =
             from llmrec.eval.plots import plot_metrics
 
             plot_metrics([result], out_dir / PLOT, title=f"{ranker.name} ({split}, n={len(examples)})")
-    return result
+    return (result, rankings) if return_rankings else result
 
 
 def paired_comparisons(rankings: Mapping[str, Sequence[Sequence[str]]], targets: Sequence[str],
@@ -213,25 +211,21 @@ def significance_table(rows: Sequence[dict]) -> str:
 def breakdown_table(metrics_list: Sequence[dict], metric: str = "NDCG@10") -> str:
     """Markdown table of `metric` per target popularity group and per transition group (the groups
     each result has; counts in the header come from the first result)."""
-    cols: list[tuple[str, str, str]] = []
+    def groups(m: dict, section: str) -> dict:
+        return m.get("popularity", {}).get("groups", {}) if section == "popularity" else m.get(section, {})
+
     first = metrics_list[0] if metrics_list else {}
-    for section, label in (("popularity", "{} target"), ("transitions", "{} transition")):
-        groups = first.get(section, {})
-        groups = groups.get("groups", {}) if section == "popularity" else groups
-        cols += [(section, g, f"{label.format(g)} (n={v['n']})") for g, v in groups.items() if v["n"]]
+    cols = [(section, g, f"{g} {label} (n={v['n']})")
+            for section, label in (("popularity", "target"), ("transitions", "transition"))
+            for g, v in groups(first, section).items() if v["n"]]
     if not cols:
         return ""
-
-    def value(m: dict, section: str, group: str) -> str:
-        groups = m.get(section, {})
-        groups = groups.get("groups", {}) if section == "popularity" else groups
-        return f"{groups[group][metric]:.4f}" if group in groups else ""
-
-    lines = [f"{metric} by target group (popularity from training counts; a 'seen' transition is a "
-             "last-history-item -> target step that occurs in training).\n",
-             "| ranker | " + " | ".join(c[2] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    title = (f"{metric} by target group (popularity from training counts; a 'seen' transition is a "
+             "last-history-item -> target step that occurs in training).\n")
+    lines = [title, "| ranker | " + " | ".join(c[2] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
     for m in metrics_list:
-        lines.append(f"| {m['ranker']} | " + " | ".join(value(m, s, g) for s, g, _ in cols) + " |")
+        cells = [f"{groups(m, s)[g][metric]:.4f}" if g in groups(m, s) else "" for s, g, _ in cols]
+        lines.append(f"| {m['ranker']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
