@@ -124,7 +124,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     stages.start("grpo", f"GRPO: SASRec for the collaborative reward, then constrained beam rollouts (G=8), "
                          f"{cfg.grpo_minutes:g} min")
-    from llmrec.eval.sasrec import cached_sasrec
+    from llmrec.baselines.sasrec import cached_sasrec
     from llmrec.train.grpo import run_grpo
 
     cached_sasrec(run, prepared, epochs=cfg.sasrec_epochs, seed=cfg.seed)  # cached; eval reuses it

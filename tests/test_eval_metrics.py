@@ -5,7 +5,7 @@ import math
 import pytest
 
 from llmrec.data.records import Example
-from llmrec.eval.baselines import MostPopular
+from llmrec.baselines.popular import MostPopular
 from llmrec.eval.metrics import (
     compute_metrics,
     coverage_at_k,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from llmrec.data.records import Example
-from llmrec.eval.baselines import MostPopular
+from llmrec.baselines.popular import MostPopular
 from llmrec.eval.runner import compare_table, evaluate
 
 

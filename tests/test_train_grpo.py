@@ -174,7 +174,7 @@ def test_grpo_steps_change_policy_and_keep_reference_fixed(grpo_run, tmp_path):
 
 def test_dense_rewards_are_wired_from_run_artifacts(grpo_run):
     """semantic (RUN/sid/embeddings.npy) and collaborative (RUN/baselines/sasrec) rewards load and score."""
-    from llmrec.eval.sasrec import SASRecConfig, train_sasrec
+    from llmrec.baselines.sasrec import SASRecConfig, train_sasrec
     from llmrec.llm import load_model
     from llmrec.train.common import load_run_inputs
     from llmrec.train.config import GRPOSettings
@@ -205,7 +205,7 @@ def test_collaborative_reward_trains_the_missing_sasrec(grpo_run, tmp_path):
     """Without RUN/baselines/sasrec, GRPO trains the run's SASRec (as `llmrec eval` would) and caches it."""
     import shutil
 
-    from llmrec.eval.sasrec import read_meta
+    from llmrec.baselines.sasrec import read_meta
     from llmrec.llm import load_model
     from llmrec.train.common import load_run_inputs
     from llmrec.train.config import GRPOSettings

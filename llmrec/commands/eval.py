@@ -97,7 +97,7 @@ def run_translation(model_dirs: list[str], prepared, n: int, seed: int, out_root
 
 def run_eval(args: argparse.Namespace) -> int:
     from llmrec.data.store import load_prepared
-    from llmrec.eval.baselines import MostPopular
+    from llmrec.baselines.popular import MostPopular
     from llmrec.eval.metrics import transition_labels
     from llmrec.eval.plots import plot_metrics
     from llmrec.eval.runner import (
@@ -108,7 +108,7 @@ def run_eval(args: argparse.Namespace) -> int:
         paired_comparisons,
         significance_table,
     )
-    from llmrec.eval.sasrec import cached_sasrec
+    from llmrec.baselines.sasrec import cached_sasrec
     from llmrec.io import write_json
 
     run = Path(args.run)
@@ -145,7 +145,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if b == "popular":
             rankers.append((MostPopular(popularity, catalogue, exclude_history=args.exclude_history), {}, 4096))
         elif b == "sasrec":
-            from llmrec.eval.sasrec import SASRecRanker
+            from llmrec.baselines.sasrec import SASRecRanker
 
             model, info = cached_sasrec(run, prepared, epochs=args.sasrec_epochs, seed=args.seed,
                                      retrain=args.retrain_sasrec)

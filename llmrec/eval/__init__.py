@@ -1,6 +1,6 @@
-"""Evaluation: item-level metrics, the resumable evaluate() runner, baselines (MostPopular, SASRec)."""
+"""Evaluation: item-level metrics, the resumable evaluate() runner, reports (MostPopular re-exported from llmrec.baselines)."""
 
-from llmrec.eval.baselines import MostPopular
+from llmrec.baselines import MostPopular
 from llmrec.eval.metrics import (
     DEFAULT_KS,
     compute_metrics,

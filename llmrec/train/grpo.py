@@ -166,7 +166,7 @@ def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_
             order = inputs.sid_map.meta.get("item_order") or list(inputs.sid_map.codes)
             fn = semantic_reward(decoder, vecs, {i: k for k, i in enumerate(order)})
         elif name == "collaborative":
-            from llmrec.eval.sasrec import SASRec, cached_sasrec
+            from llmrec.baselines.sasrec import SASRec, cached_sasrec
 
             if settings.sasrec_dir:
                 sas = SASRec.load(settings.sasrec_dir)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from llmrec.data.records import Example
-from llmrec.eval.baselines import MostPopular
+from llmrec.baselines.popular import MostPopular
 from llmrec.eval.metrics import ranking_metrics
-from llmrec.eval.sasrec import SASRec, SASRecConfig, SASRecRanker, _training_windows, train_sasrec
+from llmrec.baselines.sasrec import SASRec, SASRecConfig, SASRecRanker, _training_windows, train_sasrec
 
 
 def _pattern_data(n_items=30, n_users=200, seed=0):
