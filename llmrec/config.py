@@ -63,12 +63,24 @@ def _check_choice(value: Any, choices: Any, where: str) -> None:
         try:
             choices.check(value)
         except LlmrecError as e:
-            raise LlmrecError(f"{where}: {e}") from None
+            raise LlmrecError(_msg(where, str(e))) from None
         return
     allowed = _choices_list(choices) or []
     if value not in allowed:
-        raise LlmrecError(f"{where}: {value!r} is not one of {', '.join(map(str, allowed))}"
+        raise LlmrecError(f"{_lead(where)}{value!r} is not one of {', '.join(map(str, allowed))}"
                           f"{did_you_mean(str(value), [str(a) for a in allowed])}")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _lead(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def _msg(where: str, message: str) -> str:
+    return f"{_lead(where)}{message}"
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -122,7 +134,7 @@ def _convert(value: Any, tp: Any, where: str, strict: bool) -> Any:
         if not isinstance(value, Mapping):
             raise ValueError
         vt = get_args(tp)[1] if len(get_args(tp)) == 2 else Any
-        return {k: _convert(v, vt, f"{where}.{k}", strict) for k, v in value.items()}
+        return {k: _convert(v, vt, _join(where, k), strict) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -160,16 +172,16 @@ def _convert(value: Any, tp: Any, where: str, strict: bool) -> Any:
 
 def _build(cls: type[T], data: Mapping[str, Any], where: str) -> T:
     if not isinstance(data, Mapping):
-        raise LlmrecError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+        raise LlmrecError(f"{_lead(where)}expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
-            raise LlmrecError(f"{where}: unknown key {key!r}{did_you_mean(key, list(fields))}; "
+            raise LlmrecError(f"{_lead(where)}unknown key {key!r}{did_you_mean(key, list(fields))}; "
                               f"known: {', '.join(sorted(fields))}")
     hints = _hints(cls)
     kwargs = {}
     for name, value in data.items():
-        at = f"{where}.{name}"
+        at = _join(where, name)
         try:
             kwargs[name] = _convert(value, hints[name], at, strict=False)
         except (ValueError, TypeError):
@@ -177,17 +189,17 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str) -> T:
     try:
         obj = cls(**kwargs)
     except LlmrecError as e:
-        raise LlmrecError(f"{where}: {e}") from None
+        raise LlmrecError(_msg(where, str(e))) from None
     validate_config(obj, where)
     return obj
 
 
 def validate_config(obj: Any, where: str | None = None) -> None:
     """Check every field's choices and existence rules, nested configs included, then `obj.validate()`."""
-    where = where or type(obj).__name__
+    where = where or ""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        at = f"{where}.{f.name}"
+        at = _join(where, f.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             validate_config(value, at)
             continue
@@ -201,7 +213,7 @@ def validate_config(obj: Any, where: str | None = None) -> None:
             check()
         except LlmrecError as e:
             msg = str(e)
-            raise LlmrecError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+            raise LlmrecError(msg if where and msg.startswith(where) else _msg(where, msg)) from None
 
 
 def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
@@ -243,7 +255,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
         _set_dotted(data, key.strip(), value, "--set")
     for key, value in (values or {}).items():
         _set_dotted(data, key, value, "flag")
-    return _build(cls, data, str(path) if path else cls.__name__)
+    try:
+        return _build(cls, data, "")
+    except LlmrecError as e:
+        raise LlmrecError(f"{path or cls.__name__}: {e}") from None
 
 
 def config_to_dict(obj: Any) -> dict[str, Any]:

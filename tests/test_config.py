@@ -50,11 +50,11 @@ def test_yaml_then_set_then_flags(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("inner.mode=lorra", "Outer.inner.mode: 'lorra' is not one of lora, full (did you mean 'lora'?)"),
+    ("inner.mode=lorra", "inner.mode: 'lorra' is not one of lora, full (did you mean 'lora'?)"),
     ("method=rkmean", "did you mean 'rkmeans'?"),
     ("inner.lrr=1", "unknown key 'lrr' (did you mean 'lr'?)"),
-    ("limit=abc", "Outer.limit: expected int or null"),
-    ("balanced=3", "Outer.balanced: expected bool"),
+    ("limit=abc", "limit: expected int or null"),
+    ("balanced=3", "balanced: expected bool"),
     ("limit=0", "limit must be at least 1"),
 ])
 def test_bad_values_name_the_field(override, message):

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from llmrec.io import LlmrecError
+
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TRAIN_RECIPES = sorted(p for p in RECIPES.glob("*/*.yaml") if p.stem.startswith(("sft", "grpo")))
 CORPUS_RECIPES = sorted(RECIPES.glob("*/corpus*.yaml"))
@@ -20,7 +22,10 @@ def test_the_recipe_folders_are_found():
 def test_training_recipe_loads(path):
     from llmrec.train.config import GRPORecipe, SFTRecipe, load_recipe
 
-    recipe = load_recipe(GRPORecipe if path.stem.startswith("grpo") else SFTRecipe, path)
+    cls = GRPORecipe if path.stem.startswith("grpo") else SFTRecipe
+    with pytest.raises(LlmrecError, match="pass --run RUN"):  # no recipe writes into a default run
+        load_recipe(cls, path)
+    recipe = load_recipe(cls, path, ["run=runs/x"])
     assert isinstance(recipe.train.learning_rate, float) and recipe.train.learning_rate > 0
     for value in (getattr(recipe, "init_model", None), recipe.output):
         assert value is None or "{" not in value.replace("{run}", "")  # only {run} is substituted

@@ -122,7 +122,7 @@ def test_recipe_numbers_written_without_a_dot_are_numbers(tmp_path):
     from llmrec.train.config import SFTRecipe, load_recipe
 
     path = tmp_path / "r.yaml"
-    path.write_text("train:\n  learning_rate: 1e-4\n")
+    path.write_text("run: runs/x\ntrain:\n  learning_rate: 1e-4\n")
     recipe = load_recipe(SFTRecipe, path, ["train.weight_decay=1e-2", "train.max_steps=5"])
     assert recipe.train.learning_rate == 1e-4 and recipe.train.weight_decay == 0.01 and recipe.train.max_steps == 5
     with pytest.raises(LlmrecError, match="train.learning_rate"):

@@ -16,7 +16,7 @@ from llmrec.data.store import PreparedData, load_prepared
 from llmrec.io import LlmrecError
 from llmrec.llm.presets import use_cuda
 from llmrec.sid.sidmap import SidMap
-from llmrec.train.config import AdapterConfig, TrainConfig
+from llmrec.train.config import PRECISIONS, AdapterConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ def run_path(run_dir: Path, value: str | None, default: str) -> Path:
     return Path(value.replace("{run}", str(run_dir)))
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def precision_kwargs(precision: str = "auto") -> dict[str, Any]:

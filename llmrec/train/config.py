@@ -1,190 +1,206 @@
-"""Recipe configs: dataclasses loaded from yaml, overridable from the command line."""
+"""Training recipes (SFT, GRPO): dataclasses of the one config layer (llmrec.config), loaded from yaml."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import importlib.util
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
+from llmrec.config import load_config, option
 from llmrec.io import LlmrecError
+from llmrec.registry import did_you_mean, is_dotted_path
 
 T = TypeVar("T")
 
+ADAPTER_MODES = ("lora", "full", "embeddings")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+SID_INITS = ("semantic", "mean", "random")
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                 "warmup_stable_decay", "greedy")
+REPORTERS = ("none", "all", "tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "clearml", "dvclive",
+             "azure_ml", "neptune", "codecarbon", "dagshub", "flyte", "swanlab", "kubeflow")
+ROLLOUTS = ("beam", "sample")
+COLLABORATIVE_SHAPES = ("dcg", "percentile")
+# the reward names GRPO knows (llmrec.train.rewards.REWARDS registers their factories; kept here
+# as plain names so a recipe is checked before torch is imported)
+REWARD_NAMES = ("rule", "ranking", "valid", "repeat", "semantic", "collaborative")
 
-@dataclass
+
+@dataclasses.dataclass
 class ModelConfig:
-    """Which base model, how SID rows start, how it is adapted."""
+    """Which base model, how SID rows start, how it is loaded."""
 
-    preset: str = "tiny"  # tiny | smollm2-135m | any HF id or local path
-    init: str = "semantic"  # semantic | mean | random (new SID token rows)
-    # Weights as trained: float32 master weights, with bf16/fp16 autocast on GPUs (precision_kwargs).
-    # 'bf16' halves memory but AdamW updates below bf16's resolution (lr ~1e-5) are rounded away.
-    # None/'auto': bf16 on GPUs that support it, float32 on CPU.
-    dtype: str | None = "float32"
-    trust_remote_code: bool = False
-    load_in_4bit: bool = False  # QLoRA (GPU, bitsandbytes)
-    tiny: dict[str, Any] = field(default_factory=dict)  # overrides for the tiny preset's architecture
+    preset: str = option("tiny", help="tiny | smollm2-135m | any Hugging Face id or local path")
+    init: str = option("semantic", help="how new SID token rows start", choices=SID_INITS)
+    dtype: str | None = option("float32", help="weights as trained: float32 master weights with bf16/fp16 "
+                               "autocast on GPUs; bfloat16 halves memory but rounds away small AdamW updates; "
+                               "auto/null: bf16 on GPUs that support it, float32 on CPU",
+                               choices=(*DTYPES, None))
+    trust_remote_code: bool = option(False, help="run model code from the Hub repo (off: safer)")
+    load_in_4bit: bool = option(False, help="QLoRA: 4-bit base weights (CUDA GPU + bitsandbytes)")
+    tiny: dict[str, Any] = option(default_factory=dict, help="overrides of the tiny preset's architecture")
 
 
-@dataclass
+@dataclasses.dataclass
 class AdapterConfig:
-    """lora: LoRA + trainable embed/lm_head rows; full: every weight; embeddings: only embed/lm_head."""
+    """How the model is adapted."""
 
-    mode: str = "lora"
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] | str = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    modules_to_save: list[str] = field(default_factory=lambda: ["embed_tokens", "lm_head"])
+    mode: str = option("lora", help="lora: LoRA + trainable embed/lm_head rows; full: every weight; "
+                       "embeddings: only embed/lm_head", choices=ADAPTER_MODES)
+    r: int = option(16, help="LoRA rank")
+    alpha: int = option(32, help="LoRA alpha")
+    dropout: float = option(0.05, help="LoRA dropout")
+    target_modules: list[str] | str = option(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        help="modules that get LoRA adapters (a list, or 'all-linear')")
+    modules_to_save: list[str] = option(default_factory=lambda: ["embed_tokens", "lm_head"],
+                                        help="modules trained in full beside LoRA (the SID rows live here)")
+
+    def validate(self) -> None:
+        if self.r < 1:
+            raise LlmrecError(f"adapter.r must be at least 1, got {self.r}")
 
 
-@dataclass
+@dataclasses.dataclass
 class TrainConfig:
     """Optimisation settings shared by SFT and GRPO (mapped onto TRL's configs)."""
 
-    epochs: float = 1.0
-    max_steps: int = -1
-    max_minutes: float | None = None  # stop cleanly after this wall time (checkpoint saved)
-    learning_rate: float = 2e-4
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    batch_size: int = 16
-    grad_accum: int = 1
-    eval_batch_size: int = 32
-    max_length: int = 512
-    logging_steps: int = 10
-    eval_steps: int | None = None
-    save_steps: int = 500
-    save_total_limit: int = 2
-    seed: int = 42
-    gradient_checkpointing: bool = False
-    num_workers: int = 0
-    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
-    max_eval_samples: int = 512
-    packing: bool = False
-    group_by_length: bool = True  # batches of similar length: far less padding on CPU
-    precision: str = "auto"  # auto (bf16/fp16 autocast on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    epochs: float = option(1.0, help="passes over the corpus")
+    max_steps: int = option(-1, help="stop after this many optimizer steps (-1: by epochs)")
+    max_minutes: float | None = option(None, help="stop cleanly after this wall time (a checkpoint is saved)")
+    learning_rate: float = option(2e-4, help="peak learning rate")
+    lr_scheduler: str = option("cosine", help="transformers scheduler name", choices=LR_SCHEDULERS)
+    warmup_ratio: float = option(0.03, help="share of steps spent warming up")
+    weight_decay: float = option(0.0, help="AdamW weight decay")
+    batch_size: int = option(16, help="examples per device per step")
+    grad_accum: int = option(1, help="gradient accumulation steps")
+    eval_batch_size: int = option(32, help="examples per device for validation loss")
+    max_length: int = option(512, help="longest tokenized example (longer ones are cut)")
+    logging_steps: int = option(10, help="steps between log lines")
+    eval_steps: int | None = option(None, help="steps between validation-loss runs (null: none)")
+    save_steps: int = option(500, help="steps between checkpoints")
+    save_total_limit: int = option(2, help="checkpoints kept")
+    seed: int = option(42, help="random seed")
+    gradient_checkpointing: bool = option(False, help="trade compute for memory")
+    num_workers: int = option(0, help="dataloader worker processes")
+    report_to: list[str] = option(default_factory=lambda: ["tensorboard"], help="experiment trackers",
+                                  choices=REPORTERS)
+    max_eval_samples: int = option(512, help="validation rows used for the validation loss")
+    packing: bool = option(False, help="pack several examples into one sequence")
+    group_by_length: bool = option(True, help="batches of similar length: far less padding on CPU")
+    precision: str = option("auto", help="auto: bf16/fp16 autocast on GPU, fp32 on CPU", choices=PRECISIONS)
+
+    def validate(self) -> None:
+        for name in ("batch_size", "grad_accum", "eval_batch_size", "max_length", "logging_steps", "save_steps"):
+            if getattr(self, name) < 1:
+                raise LlmrecError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate < 0:
+            raise LlmrecError(f"train.learning_rate must be >= 0, got {self.learning_rate}")
+        packages = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow",
+                    "comet_ml": "comet_ml", "clearml": "clearml", "dvclive": "dvclive", "azure_ml": "azureml",
+                    "neptune": "neptune", "codecarbon": "codecarbon", "swanlab": "swanlab"}
+        for name in self.report_to:
+            module = packages.get(name)
+            if module and importlib.util.find_spec(module) is None:
+                raise LlmrecError(f"train.report_to names {name!r} but the {module} package is not installed: "
+                                  f"pip install {module}, or --set train.report_to=[tensorboard]")
 
 
-@dataclass
+def _require_run(run: str | None) -> None:
+    if not run:
+        raise LlmrecError("no run folder: pass --run RUN (recipes name no default run, so nothing is "
+                          "written into another run by accident)")
+
+
+@dataclasses.dataclass
 class SFTRecipe:
-    """A whole SFT recipe (yaml file beside the accelerate configs)."""
+    """A whole SFT recipe (yaml beside the accelerate configs)."""
 
-    run: str = "runs/demo"
-    # Paths may name the run folder as {run}: "{run}/sft/model".
-    output: str | None = None  # default: RUN/sft
-    # Continue from a model llmrec trained (its SID tokens and rows are kept; model.preset/init are then
-    # unused), e.g. a second, recommendation-focused stage after the translation-heavy first one.
-    init_model: str | None = None
-    corpus: str | None = None  # corpus folder (default RUN/corpus)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    resume: bool | str = False  # True: latest checkpoint in output; or a checkpoint path
+    run: str | None = option(None, help="run folder (reads RUN/data, RUN/sid, RUN/corpus)")
+    output: str | None = option(None, help="output folder (default RUN/sft); paths may name {run}")
+    init_model: str | None = option(None, help="continue from a model llmrec trained, e.g. '{run}/sft/model' "
+                                    "(SID tokens and rows kept; model.preset/init unused)")
+    corpus: str | None = option(None, help="corpus folder (default RUN/corpus)")
+    model: ModelConfig = option(default_factory=ModelConfig, help="base model")
+    adapter: AdapterConfig = option(default_factory=AdapterConfig, help="adaptation")
+    train: TrainConfig = option(default_factory=TrainConfig, help="optimisation")
+    resume: bool | str = option(False, help="true: newest complete checkpoint in output; or a checkpoint path")
 
-
-def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
-    if not isinstance(data, dict):
-        raise LlmrecError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise LlmrecError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        ftype = fields[name].type
-        sub = _DATACLASSES.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
-        if sub and isinstance(value, dict):
-            value = _build(sub, value, f"{where}.{name}")
-        kwargs[name] = _coerce_number(value, ftype, f"{where}.{name}")
-    return cls(**kwargs)
+    def validate(self) -> None:
+        _require_run(self.run)
+        if self.model.load_in_4bit and self.adapter.mode != "lora":
+            raise LlmrecError("model.load_in_4bit (QLoRA) trains LoRA adapters only: set adapter.mode=lora")
 
 
-def _coerce_number(value: Any, ftype: Any, where: str) -> Any:
-    """YAML reads `1e-4` (no dot) as a string: turn strings into the field's number type."""
-    kinds = {k.strip() for k in str(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", "")).split("|")}
-    if not isinstance(value, str) or not kinds & {"float", "int"}:
-        return value
-    try:
-        return float(value) if "float" in kinds else int(value)
-    except ValueError:
-        raise LlmrecError(f"{where}: expected a number, got {value!r}") from None
+@dataclasses.dataclass
+class GRPOSettings:
+    """The RL-specific knobs."""
+
+    num_generations: int = option(8, help="G: items per group")
+    rollout: str = option("beam", help="beam: distinct top-G items; sample: constrained sampling",
+                          choices=ROLLOUTS)
+    temperature: float = option(1.0, help="sampling temperature (rollout=sample)")
+    beta: float = option(0.04, help="KL to the reference policy (the SFT model)")
+    loss_type: str = option("grpo", help="TRL GRPO loss type",
+                            choices=("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"))
+    scale_rewards: str = option("group", help="TRL reward scaling", choices=("group", "batch", "none"))
+    rewards: dict[str, float] = option(default_factory=lambda: {"rule": 1.0, "ranking": 1.0, "valid": 1.0},
+                                       help=f"reward name -> weight ({', '.join(REWARD_NAMES)}, or "
+                                            "package.module:factory)")
+    num_seqrec: int = option(2000, help="RL prompts sampled from training sequences")
+    num_item2sid: int = option(200, help="RL prompts asking for an item's SID from its title")
+    max_history: int = option(20, help="most recent history items in a prompt")
+    eval_every: int = option(50, help="steps between validation HR/NDCG runs (0: off)")
+    eval_samples: int = option(200, help="validation users per run")
+    keep_best: bool = option(False, help="save the policy of the best validated step instead of the last")
+    eval_beams: int = option(20, help="beams for validation ranking")
+    sasrec_dir: str | None = option(None, help="SASRec for the collaborative reward (default: the run's, "
+                                    "trained if missing)")
+    collaborative_shape: str = option("dcg", help="dcg: 1/log2(rank+2) under SASRec; percentile",
+                                      choices=COLLABORATIVE_SHAPES)
+
+    def validate(self) -> None:
+        for name in self.rewards:
+            if name not in REWARD_NAMES and not is_dotted_path(name):
+                raise LlmrecError(f"grpo.rewards: unknown reward {name!r}{did_you_mean(name, REWARD_NAMES)}; "
+                                  f"known: {', '.join(REWARD_NAMES)} or package.module:factory")
+        if not any(self.rewards.values()):
+            raise LlmrecError("grpo.rewards: every weight is zero")
+        if self.num_generations < 2:
+            raise LlmrecError("grpo.num_generations must be at least 2 (advantages compare a group)")
+        if self.keep_best and not self.eval_every:
+            raise LlmrecError("grpo.keep_best needs grpo.eval_every > 0")
 
 
-_DATACLASSES: dict[str, type] = {"ModelConfig": ModelConfig, "AdapterConfig": AdapterConfig,
-                                  "TrainConfig": TrainConfig}
+@dataclasses.dataclass
+class GRPORecipe:
+    """A whole GRPO recipe."""
 
+    run: str | None = option(None, help="run folder")
+    init_model: str | None = option(None, help="model to start from (default RUN/sft/model); may name {run}")
+    output: str | None = option(None, help="output folder (default RUN/grpo)")
+    adapter: AdapterConfig = option(default_factory=lambda: AdapterConfig(mode="full"), help="adaptation")
+    train: TrainConfig = option(default_factory=lambda: TrainConfig(learning_rate=1e-5, batch_size=8,
+                                                                     logging_steps=5, save_steps=100),
+                                help="optimisation")
+    grpo: GRPOSettings = option(default_factory=GRPOSettings, help="RL settings")
+    resume: bool | str = option(False, help="true: newest complete checkpoint in output; or a checkpoint path")
 
-def register_config_class(cls: type) -> type:
-    """Let nested recipe sections of another dataclass type be parsed from yaml."""
-    _DATACLASSES[cls.__name__] = cls
-    return cls
+    def validate(self) -> None:
+        _require_run(self.run)
+        per_step = self.train.batch_size * self.train.grad_accum
+        if per_step % self.grpo.num_generations:
+            raise LlmrecError(f"train.batch_size*grad_accum ({per_step}) must be a multiple of "
+                              f"grpo.num_generations ({self.grpo.num_generations})")
 
 
 def load_recipe(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
-    """Load a recipe dataclass from yaml, then apply `a.b=value` overrides (values parsed as yaml)."""
-    data: dict[str, Any] = {}
-    if path:
-        path = Path(path)
-        if not path.exists():
-            raise LlmrecError(f"recipe not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise LlmrecError(f"{path}: invalid yaml ({e})") from e
-    for ov in overrides or []:
-        if "=" not in ov:
-            raise LlmrecError(f"override {ov!r}: expected key.sub=value")
-        key, value = ov.split("=", 1)
-        node = data
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
-    return _build(cls, data, str(path or "recipe"))
+    """A recipe from yaml plus `a.b=value` overrides (see llmrec.config.load_config)."""
+    return load_config(cls, path, overrides)
 
 
 def recipe_to_dict(recipe: Any) -> dict[str, Any]:
     return dataclasses.asdict(recipe)
-
-
-@register_config_class
-@dataclass
-class GRPOSettings:
-    """The RL-specific knobs."""
-
-    num_generations: int = 8  # G: items per group
-    rollout: str = "beam"  # beam (distinct top-G items) | sample (constrained sampling)
-    temperature: float = 1.0  # for rollout=sample
-    beta: float = 0.04  # KL to the reference policy (SFT model; base with adapter disabled under LoRA)
-    loss_type: str = "grpo"
-    scale_rewards: str = "group"
-    rewards: dict[str, float] = field(default_factory=lambda: {"rule": 1.0, "ranking": 1.0, "valid": 1.0})
-    num_seqrec: int = 2000  # RL prompts sampled from training sequences
-    num_item2sid: int = 200  # RL prompts asking for an item's SID from its title
-    max_history: int = 20
-    eval_every: int = 50  # steps between validation HR/NDCG runs (0: off)
-    eval_samples: int = 200
-    # save the policy of the validation step with the best NDCG@10 instead of the last one (needs eval_every)
-    keep_best: bool = False
-    eval_beams: int = 20
-    sasrec_dir: str | None = None  # for the collaborative reward (default RUN/baselines/sasrec, trained if missing)
-    collaborative_shape: str = "dcg"  # dcg (1/log2(rank+2) under SASRec) | percentile (see rewards.py)
-
-
-@register_config_class
-@dataclass
-class GRPORecipe:
-    run: str = "runs/demo"
-    init_model: str | None = None  # default RUN/sft/model; paths may name the run folder as {run}
-    output: str | None = None  # default RUN/grpo
-    adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(mode="full"))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=1e-5, batch_size=8,
-                                                                  logging_steps=5, save_steps=100))
-    grpo: GRPOSettings = field(default_factory=GRPOSettings)
-    resume: bool | str = False

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
+from llmrec.config import validate_config
 from llmrec.io import LlmrecError, write_json
 from llmrec.train.args import stage_main
 from llmrec.train.common import (
@@ -242,6 +243,7 @@ class ValidationCallback(TrainerCallback):
 
 
 def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
+    validate_config(recipe)  # every field checked before torch, data or a model load
     from trl import GRPOConfig, GRPOTrainer
 
     from llmrec.decode import SidTrie
@@ -278,9 +280,6 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         remove_unused_columns=False,
         log_completions=False,
     )
-    if (cfg.batch_size * cfg.grad_accum) % G:
-        raise LlmrecError(f"train.batch_size*grad_accum ({cfg.batch_size}*{cfg.grad_accum}) must be a multiple "
-                          f"of grpo.num_generations ({G})")
     valid = inputs.prepared.split.valid
     rng = random.Random(cfg.seed)
     val_examples = rng.sample(valid, min(settings.eval_samples, len(valid))) if valid else []

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from llmrec.config import validate_config
 from llmrec.io import write_json
 from llmrec.train.answer_loss import sft_trainer_class
 from llmrec.train.args import stage_main
@@ -52,6 +53,7 @@ def _drop_metadata(dataset):
 
 def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     """Train, save the model bundle into RUN/sft (or recipe.output), return the summary."""
+    validate_config(recipe)  # every field checked before torch, data or a model load
     from trl import SFTConfig
 
     from llmrec.corpus import load_corpus
