@@ -258,7 +258,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     try:
         return _build(cls, data, "")
     except LlmrecError as e:
-        raise LlmrecError(f"{path or cls.__name__}: {e}") from None
+        if not path:
+            raise
+        raise LlmrecError(f"{path}: {e}") from None
 
 
 def config_to_dict(obj: Any) -> dict[str, Any]:
@@ -331,6 +333,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, flags: Sequ
         dest = "cfg__" + dotted.replace(".", "__")
         if tp is bool:
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+        elif get_origin(tp) is list:  # repeatable, and each value may be a comma list
+            parser.add_argument(flag, dest=dest, action="append", default=None, metavar=f.name.upper(),
+                                help=helptext + " (repeat or comma-separate; 'none' for an empty list)")
         else:
             parser.add_argument(flag, dest=dest, default=None, metavar=f.name.upper(), help=helptext)
         specs.append((dotted, dest, tp))
@@ -344,7 +349,11 @@ def config_from_args(cls: type[T], args: argparse.Namespace, extra: Mapping[str,
         raw = getattr(args, dest, None)
         if raw is None:
             continue
-        values[dotted] = raw if isinstance(raw, bool) else parse_flag(str(raw), tp)
+        if isinstance(raw, list):  # a repeatable list flag
+            parts = [p.strip() for r in raw for p in str(r).split(",") if p.strip()]
+            values[dotted] = [] if parts in (["none"], ["[]"]) else [parse_flag(p, get_args(tp)[0]) for p in parts]
+        else:
+            values[dotted] = raw if isinstance(raw, bool) else parse_flag(str(raw), tp)
     values.update(extra or {})
     return load_config(cls, getattr(args, "config", None), getattr(args, "config_overrides", None), values)
 

@@ -1,5 +1,6 @@
 """Trie-constrained decoding: SID trie as tensors, a LogitsProcessor, top-K recommendation."""
 
+from llmrec.decode.generative import GenerativeRecommender
 from llmrec.decode.processor import SidConstrainedLogitsProcessor
 from llmrec.decode.recommend import (
     clean_generation_config,
@@ -12,6 +13,7 @@ from llmrec.decode.recommend import (
 from llmrec.decode.trie import SidTrie, default_end_ids
 
 __all__ = [
+    "GenerativeRecommender",
     "SidConstrainedLogitsProcessor",
     "SidTrie",
     "clean_generation_config",

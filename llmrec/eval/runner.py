@@ -23,13 +23,14 @@ from typing import Any, Protocol, runtime_checkable
 from tqdm.auto import tqdm
 
 from llmrec.data.records import Example, Item
+from llmrec.decode import GenerativeRecommender
 from llmrec.eval.metrics import (
     DEFAULT_KS,
     compute_metrics,
     example_metrics,
     paired_bootstrap,
 )
-from llmrec.io import LlmrecError, read_json, sha256_json, write_json
+from llmrec.io import LlmrecError, read_json, sha256_json, weights_fingerprint, write_json
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.jsonl"
@@ -248,11 +249,10 @@ def compare_table(metrics_list: Sequence[dict], ks: Sequence[int] | None = None)
 
 
 class LLMRanker:
-    """`Ranker` over a fine-tuned LLM: seqrec prompt -> trie-constrained beam search -> item ids.
-
-    Imports llm / corpus / decode lazily so the evaluator works without them. Loads the model on
-    first use.
-    """
+    """`Ranker` over a fine-tuned LLM: the seqrec prompt -> trie-constrained beam search -> item ids
+    (through decode.GenerativeRecommender). Loads the model on first use. Its config carries a
+    fingerprint of the weights, so predictions saved for an older model in the same folder are
+    never reused."""
 
     def __init__(self, model_dir: str | Path, items: Mapping[str, Item] | None = None, *, num_beams: int = 20,
                  exclude_history: bool = False, name: str | None = None, max_history: int | None = None,
@@ -264,43 +264,36 @@ class LLMRanker:
         self.max_history = max_history
         self.device = device
         self.name = name or f"llm-{self.model_dir.name}"
-        self._loaded: tuple | None = None
+        self._rec: GenerativeRecommender | None = None
+        self._weights: str | None = None
 
     @classmethod
-    def from_loaded(cls, model, tokenizer, sid_map, trie, items: Mapping[str, Item] | None = None, *,
-                    name: str = "llm", **kwargs) -> LLMRanker:
-        """A ranker over a model already in memory (e.g. the policy during GRPO)."""
-        ranker = cls(Path(name), items, name=name, **kwargs)
-        ranker._loaded = (model, tokenizer, sid_map, trie)
+    def from_loaded(cls, rec: GenerativeRecommender, *, name: str = "llm", **kwargs) -> LLMRanker:
+        """A ranker over a recommender already in memory (e.g. the policy during GRPO)."""
+        ranker = cls(Path(name), rec.items, name=name, num_beams=kwargs.pop("num_beams", rec.num_beams),
+                     max_history=kwargs.pop("max_history", rec.max_history), **kwargs)
+        ranker._rec = rec
+        ranker._weights = "in-memory"
         return ranker
 
     def config(self) -> dict:
-        return {"type": "LLM", "model_dir": str(self.model_dir), "num_beams": self.num_beams,
-                "exclude_history": self.exclude_history, "max_history": self.max_history}
+        if self._weights is None:
+            self._weights = weights_fingerprint(self.model_dir)
+        return {"type": "LLM", "model_dir": self.model_dir.name, "weights": self._weights,
+                "num_beams": self.num_beams, "exclude_history": self.exclude_history,
+                "max_history": self.max_history}
 
-    def _load(self) -> tuple:
-        if self._loaded is None:
-            from llmrec.decode import SidTrie
-            from llmrec.llm import load_model
-
-            model, tokenizer, sid_map = load_model(self.model_dir)
-            if self.device:
-                model.to(self.device)
-            model.eval()
-            trie = SidTrie(sid_map, tokenizer)
-            self._loaded = (model, tokenizer, sid_map, trie)
-        return self._loaded
+    @property
+    def recommender(self) -> GenerativeRecommender:
+        if self._rec is None:
+            self._rec = GenerativeRecommender.from_dir(self.model_dir, self.items, device=self.device,
+                                                       num_beams=self.num_beams, max_history=self.max_history)
+        return self._rec
 
     def rank(self, examples: list[Example], k: int) -> list[list[str]]:
-        from llmrec.corpus import render_prompt, seqrec_messages
-        from llmrec.decode import recommend
-
-        model, tokenizer, sid_map, trie = self._load()
         if k > self.num_beams:
             raise LlmrecError(f"LLM ranker: k={k} needs num_beams >= k (got --num-beams {self.num_beams}).")
-        prompts = [render_prompt(tokenizer, seqrec_messages(e.history, sid_map, self.items,
-                                                            max_history=self.max_history))
-                   for e in examples]
-        exclude = [list(e.history) for e in examples] if self.exclude_history else None
-        out = recommend(model, tokenizer, trie, prompts, k=k, num_beams=self.num_beams, exclude=exclude)
+        rec = self.recommender
+        out = rec.recommend([e.history for e in examples], k, exclude_history=self.exclude_history,
+                            num_beams=self.num_beams)
         return [[item for item, _score in row] for row in out]

@@ -24,10 +24,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
 
 from llmrec.config import validate_config
+from llmrec.corpus import render_prompt
+from llmrec.decode import GenerativeRecommender, SidTrie
+from llmrec.eval.runner import LLMRanker
 from llmrec.io import LlmrecError, write_json
+from llmrec.llm import load_model
+from llmrec.llm.loading import merge_adapter
 from llmrec.train.args import stage_main
 from llmrec.train.common import (
     NonFiniteGuard,
@@ -40,15 +45,9 @@ from llmrec.train.common import (
     run_path,
 )
 from llmrec.train.config import GRPORecipe, GRPOSettings, recipe_to_dict
-from llmrec.train.rewards import (
-    CompletionItems,
-    collaborative_reward,
-    ranking_reward,
-    repeat_reward,
-    rule_reward,
-    semantic_reward,
-    validity_reward,
-)
+from llmrec.train.rewards import CompletionItems, RewardContext, build_rewards
+from llmrec.train.sft import save_trained
+from llmrec.train.validation import ValidationCallback
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +90,6 @@ class ConstrainedRollout:
         self.end_id = trie.end_ids[0]
 
     def __call__(self, prompts: list, trainer) -> dict[str, Any]:
-        from llmrec.corpus import render_prompt
-        from llmrec.decode import recommend, sample_items
-
         G = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
         # Global position of each local prompt -> rank within its group (groups may span processes).
         offset = trainer.accelerator.process_index * len(prompts)
@@ -106,16 +102,14 @@ class ConstrainedRollout:
             slot.append(len(distinct) - 1)
         texts = [render_prompt(self.tokenizer, p) for p in distinct]
         model = trainer.accelerator.unwrap_model(trainer.model)
+        rec = GenerativeRecommender(model, self.tokenizer, self.sid_map, trie=self.trie)
         was_training = model.training
         model.eval()
         with torch.no_grad():
             if self.settings.rollout == "beam":
-                ranked = recommend(model, self.tokenizer, self.trie, texts, k=G, num_beams=max(G, 2))
-            elif self.settings.rollout == "sample":
-                ranked = sample_items(model, self.tokenizer, self.trie, texts, n=G,
-                                      temperature=self.settings.temperature)
-            else:
-                raise LlmrecError(f"grpo.rollout {self.settings.rollout!r}: expected beam or sample")
+                ranked = rec.recommend_prompts(texts, k=G, num_beams=max(G, 2))
+            else:  # "sample" (the recipe's choices are checked before training starts)
+                ranked = rec.sample_prompts(texts, n=G, temperature=self.settings.temperature)
         if was_training:
             model.train()
         prompt_ids, completion_ids, logprobs, beam_rank = [], [], [], []
@@ -145,113 +139,8 @@ class ConstrainedRollout:
         trainer._metrics[mode]["rollout/valid_rate"].append(float(valid))
 
 
-def build_rewards(settings: GRPOSettings, decoder: CompletionItems, inputs, run_dir: Path):
-    """(reward functions, weights) for the rewards named in the recipe with non-zero weight."""
-    funcs, weights = [], []
-    for name, weight in settings.rewards.items():
-        if not weight:
-            continue
-        if name == "rule":
-            fn = rule_reward(decoder)
-        elif name == "ranking":
-            fn = ranking_reward(decoder, settings.num_generations)
-        elif name == "valid":
-            fn = validity_reward(decoder)
-        elif name == "repeat":
-            fn = repeat_reward(decoder)
-        elif name == "semantic":
-            emb_path = run_dir / "sid" / "embeddings.npy"
-            if not emb_path.exists():
-                raise LlmrecError(f"semantic reward needs {emb_path} (written by `llmrec sid build`)")
-            vecs = np.load(emb_path)
-            order = inputs.sid_map.meta.get("item_order") or list(inputs.sid_map.codes)
-            fn = semantic_reward(decoder, vecs, {i: k for k, i in enumerate(order)})
-        elif name == "collaborative":
-            from llmrec.baselines.sasrec import SASRec, cached_sasrec
-
-            if settings.sasrec_dir:
-                sas = SASRec.load(settings.sasrec_dir)
-            else:  # the run's baseline (what `llmrec eval` compares with); trained (~30 s on a CPU) if missing
-                sas, _ = cached_sasrec(run_dir, inputs.prepared, any_config=True)
-            fn = collaborative_reward(decoder, sas.score_items, sas.item_index, shape=settings.collaborative_shape)
-        else:
-            raise LlmrecError(f"grpo.rewards: unknown reward {name!r}; known: rule, ranking, semantic, "
-                              "collaborative, valid, repeat")
-        funcs.append(fn)
-        weights.append(float(weight))
-    if not funcs:
-        raise LlmrecError("grpo.rewards: every weight is zero")
-    return funcs, weights
-
-
-class ValidationCallback(TrainerCallback):
-    """Every `every` steps: HR/NDCG on a fixed validation subset with the same evaluator as `llmrec eval`.
-
-    With `keep_best`, the trainable weights of the best-scoring step (by `metric`) are kept in CPU
-    memory, so `restore_best` can put them back before saving: GRPO on a small policy can peak and
-    then drift (measured on the tiny preset), and validation is the split meant for that choice.
-    """
-
-    def __init__(self, make_ranker, examples, every: int, catalogue, popularity, ks=(1, 5, 10, 20),
-                 keep_best: bool = False, metric: str = "NDCG@10"):
-        self.make_ranker = make_ranker
-        self.examples = examples
-        self.every = every
-        self.catalogue = list(catalogue)
-        self.popularity = popularity
-        self.ks = ks
-        self.keep_best = keep_best
-        self.metric = metric
-        self.history: list[dict] = []
-        self.best: dict | None = None
-        self._best_state: dict[str, torch.Tensor] | None = None
-
-    def run(self, step: int, model) -> dict:
-        from llmrec.eval.runner import evaluate
-
-        result = evaluate(self.make_ranker(model), self.examples, ks=self.ks, catalogue=self.catalogue,
-                          popularity=self.popularity, split="valid", plot=False, progress=False)
-        row = {"step": step, **result["metrics"]}
-        self.history.append(row)
-        log.info("validation at step %d: %s", step,
-                 {k: round(v, 4) for k, v in row.items() if k in ("HR@10", "NDCG@10")})
-        if self.keep_best and (self.best is None or row.get(self.metric, 0.0) > self.best.get(self.metric, 0.0)):
-            self.best = row
-            self._best_state = {n: p.detach().to("cpu", copy=True)
-                                for n, p in model.named_parameters() if p.requires_grad}
-        return row
-
-    def restore_best(self, model) -> dict | None:
-        """Load the best step's trainable weights into `model`; returns that step's row (None: nothing kept)."""
-        if not self.keep_best or self._best_state is None:
-            return None
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                if n in self._best_state:
-                    p.copy_(self._best_state[n].to(p.device, p.dtype))
-        log.info("kept the policy of step %d (validation %s %.4f)", self.best["step"], self.metric,
-                 self.best[self.metric])
-        return self.best
-
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if self.every and model is not None and state.global_step == 0:
-            self.run(0, model)
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.every and model is not None and state.global_step % self.every == 0:
-            self.run(state.global_step, model)
-
-
 def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     validate_config(recipe)  # every field checked before torch, data or a model load
-    from trl import GRPOConfig, GRPOTrainer
-
-    from llmrec.decode import SidTrie
-    from llmrec.eval.runner import LLMRanker
-    from llmrec.llm import load_model
-    from llmrec.llm.loading import merge_adapter
-    from llmrec.train.sft import save_trained
-
     inputs = load_run_inputs(recipe.run)
     run_dir = inputs.run_dir
     init_dir = run_path(run_dir, recipe.init_model, "sft/model")
@@ -266,7 +155,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     dataset = build_rl_dataset(inputs, settings, cfg.seed)
     trie = SidTrie(sid_map, tokenizer, device=model.device)
     decoder = CompletionItems.from_tokenizer(tokenizer, sid_map)
-    reward_funcs, weights = build_rewards(settings, decoder, inputs, run_dir)
+    reward_funcs, weights = build_rewards(RewardContext(decoder, settings, run_dir, sid_map, inputs.prepared))
     G = settings.num_generations
     args = GRPOConfig(
         **common_training_kwargs(cfg, out_dir),
@@ -285,8 +174,9 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     val_examples = rng.sample(valid, min(settings.eval_samples, len(valid))) if valid else []
 
     def make_ranker(m):
-        return LLMRanker.from_loaded(m, tokenizer, sid_map, trie, inputs.prepared.items, name="grpo-policy",
-                                     num_beams=settings.eval_beams, max_history=settings.max_history)
+        rec = GenerativeRecommender(m, tokenizer, sid_map, inputs.prepared.items, trie=trie,
+                                    max_history=settings.max_history, num_beams=settings.eval_beams)
+        return LLMRanker.from_loaded(rec, name="grpo-policy")
 
     val_cb = ValidationCallback(make_ranker, val_examples, settings.eval_every if val_examples else 0,
                                 catalogue=list(inputs.prepared.items), popularity=inputs.prepared.split.item_popularity(),

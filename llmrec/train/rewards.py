@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from llmrec.baselines.sasrec import SASRec, cached_sasrec
+from llmrec.io import LlmrecError
+from llmrec.registry import Registry
 from llmrec.sid.sidmap import SidMap
 
 RewardFn = Callable[..., list[float]]
@@ -30,14 +36,12 @@ class CompletionItems:
 
     @classmethod
     def from_tokenizer(cls, tokenizer, sid_map: SidMap) -> CompletionItems:
-        from llmrec.sid.sidmap import parse_sid_token
-
         table = {}
         for tok in sid_map.all_tokens():
             tid = tokenizer.convert_tokens_to_ids(tok)
             if tid is None or tid == tokenizer.unk_token_id:
                 raise ValueError(f"tokenizer lacks SID token {tok}; add the SidMap's tokens first")
-            table[int(tid)] = parse_sid_token(tok)
+            table[int(tid)] = sid_map.parse_token(tok)
         stops = [i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None]
         im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
@@ -131,8 +135,6 @@ def collaborative_reward(decoder: CompletionItems, score_fn: Callable[[list[list
     below the item (1.0 top, ~0.5 average); it separates good from bad items but barely tells the
     top ten from the top hundred once rewards are normalised within a group.
     """
-    import torch
-
     if shape not in ("dcg", "percentile"):
         raise ValueError(f"collaborative reward shape {shape!r}: expected dcg or percentile")
 
@@ -183,14 +185,52 @@ def repeat_reward(decoder: CompletionItems) -> RewardFn:
     return _named(reward, "repeat")
 
 
-def combine(rewards: Sequence[tuple[RewardFn, float]]) -> RewardFn:
-    """One weighted sum, for callers outside TRL (TRL itself takes reward_funcs + reward_weights)."""
+@dataclass
+class RewardContext:
+    """What a reward factory may need: the completion decoder, the GRPO settings and the run."""
 
-    def reward(**kwargs: Any) -> list[float]:
-        total = None
-        for fn, w in rewards:
-            vals = np.asarray(fn(**kwargs), dtype=np.float64) * w
-            total = vals if total is None else total + vals
-        return total.tolist() if total is not None else []
+    decoder: CompletionItems
+    settings: Any  # train.config.GRPOSettings
+    run_dir: Path
+    sid_map: SidMap
+    prepared: Any  # data.store.PreparedData
 
-    return _named(reward, "+".join(fn.__name__ for fn, _ in rewards))
+
+# name -> factory(ctx) -> reward function; a recipe may also name package.module:factory.
+REWARDS: Registry[Callable[[RewardContext], RewardFn]] = Registry("GRPO reward")
+REWARDS.add("rule", lambda ctx: rule_reward(ctx.decoder))
+REWARDS.add("ranking", lambda ctx: ranking_reward(ctx.decoder, ctx.settings.num_generations))
+REWARDS.add("valid", lambda ctx: validity_reward(ctx.decoder))
+REWARDS.add("repeat", lambda ctx: repeat_reward(ctx.decoder))
+
+
+@REWARDS.register("semantic")
+def _semantic_from_run(ctx: RewardContext) -> RewardFn:
+    emb_path = ctx.run_dir / "sid" / "embeddings.npy"
+    if not emb_path.exists():
+        raise LlmrecError(f"semantic reward needs {emb_path} (written by `llmrec sid build`)")
+    order = ctx.sid_map.meta.get("item_order") or list(ctx.sid_map.codes)
+    return semantic_reward(ctx.decoder, np.load(emb_path), {i: k for k, i in enumerate(order)})
+
+
+@REWARDS.register("collaborative")
+def _collaborative_from_run(ctx: RewardContext) -> RewardFn:
+    if ctx.settings.sasrec_dir:
+        sas = SASRec.load(ctx.settings.sasrec_dir)
+    else:  # the run's baseline (what `llmrec eval` compares with); trained (~30 s on a CPU) if missing
+        sas, _ = cached_sasrec(ctx.run_dir, ctx.prepared, any_config=True)
+    return collaborative_reward(ctx.decoder, sas.score_items, sas.item_index, shape=ctx.settings.collaborative_shape)
+
+
+def build_rewards(ctx: RewardContext) -> tuple[list[RewardFn], list[float]]:
+    """(reward functions, weights) for the rewards of ctx.settings with a non-zero weight, in recipe
+    order; TRL sums them with GRPOConfig.reward_weights."""
+    funcs, weights = [], []
+    for name, weight in ctx.settings.rewards.items():
+        if weight:
+            fn = REWARDS.get(name)(ctx)
+            funcs.append(fn if getattr(fn, "__name__", "<lambda>") != "<lambda>" else _named(fn, name))
+            weights.append(float(weight))
+    if not funcs:
+        raise LlmrecError("grpo.rewards: every weight is zero")
+    return funcs, weights

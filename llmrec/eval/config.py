@@ -1,0 +1,46 @@
+"""`EvalConfig`: what `llmrec eval` evaluates and how (light: no torch, so the CLI checks it at once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmrec.config import option
+from llmrec.io import LlmrecError
+
+KNOWN_BASELINES = ("popular", "sasrec")
+
+
+@dataclass
+class EvalConfig:
+    """What `llmrec eval` evaluates and how."""
+
+    run: str | None = option(None, help="run folder (reads RUN/data, writes RUN/eval)")
+    models: list[str] = option(default_factory=list, help="fine-tuned model folders (e.g. RUN/sft/model)")
+    split: str = option("test", help="held-out split", choices=("test", "valid"))
+    baselines: list[str] = option(default_factory=lambda: ["popular", "sasrec"],
+                                  help="baselines to rank beside the models ([] for none)", choices=KNOWN_BASELINES)
+    ks: list[int] = option(default_factory=lambda: [1, 3, 5, 10, 20], help="cutoffs for HR@K / NDCG@K")
+    num_beams: int = option(20, help="beams for the LLM ranker (>= max K)")
+    limit: int | None = option(None, help="evaluate only the first N examples (written under limit-N/)")
+    batch_size: int | None = option(None, help="examples per ranking chunk (default per ranker)")
+    exclude_history: bool = option(False, help="never recommend items already in the history")
+    head_frac: float = option(0.2, help="top fraction of items (by training count) that are 'head'")
+    tail_frac: float = option(0.5, help="bottom fraction of items that are 'tail'")
+    resume: bool = option(True, help="reuse predictions of the same ranker, weights and examples")
+    retrain_baselines: bool = option(False, help="retrain cached baselines even if they fit")
+    sasrec_epochs: int | None = option(None, help="max SASRec epochs (default 50)")
+    translation: int = option(0, help="also score item2sid / sid2item greedy accuracy on N training items")
+    seed: int = option(42, help="random seed (baselines, bootstrap, translation sample)")
+    threads: int | None = option(None, help="torch CPU threads (1 can be faster on a busy machine)")
+
+    def validate(self) -> None:
+        if not self.run:
+            raise LlmrecError("no run folder: pass --run RUN")
+        if not self.ks or min(self.ks) < 1:
+            raise LlmrecError(f"ks {self.ks}: expected positive integers, e.g. [1, 5, 10]")
+        if not self.baselines and not self.models:
+            raise LlmrecError("nothing to evaluate: give --model and/or --baselines")
+        if self.limit is not None and self.limit < 1:
+            raise LlmrecError(f"limit must be at least 1, got {self.limit}")
+        if not 0 < self.head_frac < 1 or not 0 < self.tail_frac < 1 or self.head_frac + self.tail_frac > 1:
+            raise LlmrecError("head_frac and tail_frac must be in (0, 1) and sum to at most 1")
