@@ -18,9 +18,49 @@ from llmrec.io import LlmrecError
 COMMAND_MODULES = ["data", "sid", "corpus", "train", "eval", "recommend", "serve", "hub", "demo"]
 
 
+# Third-party loggers that talk at INFO on every start (faiss's AVX512 probe, sentence-transformers, httpx).
+NOISY = ("faiss", "faiss.loader", "sentence_transformers", "transformers", "datasets", "httpx", "httpcore",
+         "huggingface_hub", "accelerate", "torch", "urllib3", "filelock", "uvicorn.error")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llmrec")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def setup_logging(verbose: bool) -> None:
+    """llmrec's own logger at INFO (DEBUG with -v); other libraries at WARNING unless -v."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", force=True)
+    logging.getLogger("llmrec").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        import os
+
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Every sub-command gets a description (its help line when it has none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name][0].upper() + helps[name][1:] + "."
+                _describe(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmrec", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging for llmrec, INFO logs and progress bars of the libraries it uses")
+    parser.add_argument("--version", action="version", version=f"llmrec {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -30,14 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.register(sub)
+    _describe(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

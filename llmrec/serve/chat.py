@@ -1,94 +1,123 @@
-"""Chat: a message in, matched catalogue items and constrained recommendations out; plus a stdin REPL."""
+"""Chat: messages in, matched catalogue items and constrained recommendations out; plus a stdin REPL.
+
+A conversation is planned (`plan_chat`: title resolution of every turn, no model lock), decoded (the
+Recommender's `run`, batched by the server), then written up (`reply_text`). Every user turn contributes
+items; system/developer text contributes items too (an app may put the user's purchases there); the
+reply names what it matched in the last message and every mention there that matched nothing.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 
 from llmrec.io import LlmrecError
 from llmrec.serve.resolve import Match
-
-if TYPE_CHECKING:
-    from llmrec.serve.recommender import ChatReply, Recommendation, Recommender
+from llmrec.serve.types import ChatReply, Recommendation, RecRequest
 
 MAX_MESSAGE_CHARS = 4000
 
 
-def _examples(rec: Recommender, n: int = 2) -> str:
+@dataclass
+class ChatPlan:
+    """What a conversation names and the request to decode (None when it names nothing)."""
+
+    given: list[Match] = field(default_factory=list)      # explicit history (ids or titles)
+    earlier: list[Match] = field(default_factory=list)    # earlier turns and system text
+    mentioned: list[Match] = field(default_factory=list)  # the last user message
+    unmatched: list[str] = field(default_factory=list)    # mentions of the last message that matched nothing
+    request: RecRequest | None = None
+
+    @property
+    def resolved(self) -> list[Match]:
+        seen: dict[str, Match] = {}
+        for m in self.given + self.earlier + self.mentioned:
+            seen.setdefault(m.item_id, m)
+        return list(seen.values())
+
+
+def _check_text(text: Any, what: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise LlmrecError(f"{what} is empty: say which items you have, e.g. by title.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise LlmrecError(f"{what} has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}.")
+    return text
+
+
+def plan_chat(rec: Any, turns: Sequence[str], *, history: Sequence[str] | None = None,
+              context: Sequence[str] = (), k: int = 5, lists: int = 1, temperature: float | None = None,
+              top_p: float | None = None, seed: int | None = None, behavior: str | None = None) -> ChatPlan:
+    """Resolve a conversation (user turns oldest first, `context` = system text) into a ChatPlan.
+    Runs without the model lock: call it from any thread."""
+    if not turns:
+        raise LlmrecError("the conversation has no user message.")
+    for n, t in enumerate(turns):
+        _check_text(t, "chat message" if n == len(turns) - 1 else f"user message {n + 1}")
+    plan = ChatPlan(given=rec.resolve_history(list(history)) if history else [])
+    for text in list(context) + list(turns[:-1]):
+        plan.earlier += [m for m in rec.resolver.find(_check_text(text, "system message")).matches
+                         if m.item_id in rec.sid_map]
+    last = rec.resolver.find(turns[-1])
+    plan.mentioned = [m for m in last.matches if m.item_id in rec.sid_map]
+    plan.unmatched = last.unmatched
+    resolved = plan.resolved
+    if resolved:
+        rec.check_k(k, lists)
+        excluded = {j for m in resolved for j in rec.resolver.same_title(m.item_id)} | {m.item_id for m in resolved}
+        k = max(1, min(k, (len(rec.sid_map) - len(excluded)) // lists))
+        plan.request = rec.prepare([m.item_id for m in resolved], k=k, lists=lists, kind="id", behavior=behavior,
+                                   temperature=temperature, top_p=top_p, seed=seed)
+    return plan
+
+
+def _examples(rec: Any, n: int = 2) -> str:
     titles = [rec.items[i].title for i in rec.sid_map.item_ids[:50] if rec.items[i].title][:n]
     return " or ".join(f'"{t}"' for t in titles) or "an item id"
 
 
 def format_items(recs: Sequence[Recommendation], show_sids: bool = False) -> str:
-    lines = []
-    for n, r in enumerate(recs, 1):
-        sid = f" {r.sid}" if show_sids else ""
-        lines.append(f"{n}. {r.title}{sid}")
-    return "\n".join(lines)
+    return "\n".join(f"{n}. {r.title}" + (f" {r.sid}" if show_sids else "") for n, r in enumerate(recs, 1))
 
 
-def _best_per_phrase(matches: list[Match], message: str) -> list[Match]:
-    """One item per phrase of the message (an exact title beats its fuzzy neighbours, e.g. the 120-grit
-    roll when the 80-grit one was named) and one item per distinct title. Full titles found by
-    scanning the whole message are all kept."""
-
-    def key(m: Match) -> str:
-        return m.item_id if m.phrase == message else m.phrase.lower()
-
-    best: dict[str, Match] = {}
-    for m in matches:
-        key_m = key(m)
-        if key_m not in best or (m.method == "exact") > (best[key_m].method == "exact") or (
-                (m.method == "exact") == (best[key_m].method == "exact") and m.score > best[key_m].score):
-            best[key_m] = m
-    out, titles = [], set()
-    for m in matches:
-        if best.get(key(m)) is m and m.title.lower() not in titles:
-            titles.add(m.title.lower())
-            out.append(m)
-    return out
+def _named(rec: Any, m: Match) -> str:
+    name = rec.display_name(m.item_id).rstrip(". ")
+    return name + (f' (from "{m.phrase}")' if m.method in ("fuzzy", "partial", "embedding") else "")
 
 
-def chat_reply(rec: Recommender, message: str, history: Sequence[str] | None = None,
-               show_sids: bool = False, k: int = 5) -> ChatReply:
-    """Resolve the items a message mentions (plus an explicit `history`), then recommend.
-
-    The reply says plainly when nothing in the message matches the catalogue.
-    """
-    from llmrec.serve.recommender import ChatReply
-
-    if not isinstance(message, str) or not message.strip():
-        raise LlmrecError("chat message is empty: say which items you have, e.g. by title.")
-    if len(message) > MAX_MESSAGE_CHARS:
-        raise LlmrecError(f"chat message has {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}.")
-    with rec.lock:
-        given: list[Match] = rec.resolve_history(list(history)) if history else []
-        mentioned = _best_per_phrase([m for m in rec.resolver.mentions(message) if m.item_id in rec.sid_map],
-                                     message)
-    seen: dict[str, Match] = {}
-    for m in given + mentioned:
-        seen.setdefault(m.item_id, m)
-    resolved = list(seen.values())
-    if not resolved:
-        text = ("I couldn't match anything in your message to the catalogue; try an item title, e.g. "
-                f"{_examples(rec)}.")
-        return ChatReply(text=text, items=[], resolved=[])
-    k = max(1, min(k, len(rec.sid_map) - len(resolved)))
-    items = rec.recommend([m.item_id for m in resolved], k=k, exclude_seen=True)
-    names = "; ".join(
-        m.title.rstrip(". ") + (f" (from \"{m.phrase}\")" if m.method not in ("exact", "id") and m.phrase != message else "")
-        for m in mentioned if m.item_id in seen and seen[m.item_id] is m)
+def reply_text(rec: Any, plan: ChatPlan, items: Sequence[Recommendation], show_sids: bool = False) -> str:
+    """The answer shown to the user for a plan and its recommendations."""
     parts = []
-    if mentioned:
-        parts.append(f"I matched these catalogue items in your message: {names}.")
-    if given:
-        parts.append(f"Your history has {len(given)} item{'s' if len(given) != 1 else ''}.")
+    if plan.mentioned:
+        parts.append("I matched these catalogue items in your message: "
+                     + "; ".join(_named(rec, m) for m in plan.mentioned) + ".")
+    if plan.unmatched:
+        quoted = ", ".join(f'"{p}"' for p in plan.unmatched)
+        parts.append(f"I couldn't find {quoted} in the catalogue.")
+    new_earlier = [m for m in plan.earlier if m.item_id not in {x.item_id for x in plan.mentioned}]
+    if new_earlier:
+        parts.append(f"From earlier in the conversation: {'; '.join(_named(rec, m) for m in new_earlier)}.")
+    if plan.given:
+        parts.append(f"Your history has {len(plan.given)} item{'s' if len(plan.given) != 1 else ''}.")
+    if not plan.resolved:
+        parts.insert(0, "I couldn't match anything in your message to the catalogue; try an item title, e.g. "
+                        f"{_examples(rec)}.")
+        return "\n".join(parts)
     parts.append("Based on that, you might also like:\n" + format_items(items, show_sids))
-    return ChatReply(text="\n".join(parts), items=items, resolved=resolved)
+    return "\n".join(parts)
 
 
-def repl(rec: Recommender, stdin: TextIO | None = None, stdout: TextIO | None = None, k: int = 5) -> int:
+def chat_reply(rec: Any, message: str, history: Sequence[str] | None = None, show_sids: bool = False,
+               k: int = 5) -> ChatReply:
+    """One message (plus an explicit `history` of ids or titles) -> ChatReply, decoded right away."""
+    plan = plan_chat(rec, [message], history=history, k=k)
+    items = rec.run([plan.request])[0][0] if plan.request else []
+    return ChatReply(text=reply_text(rec, plan, items, show_sids), items=items, resolved=plan.resolved,
+                     unmatched=plan.unmatched)
+
+
+def repl(rec: Any, stdin: TextIO | None = None, stdout: TextIO | None = None, k: int = 5) -> int:
     """Interactive loop: one message per line; `:sids` toggles SIDs, `:reset` clears, `:quit` exits.
 
     Items matched in earlier messages are kept as the conversation's history.
