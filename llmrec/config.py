@@ -263,6 +263,16 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
         raise LlmrecError(f"{path}: {e}") from None
 
 
+def config_from_dict(cls: type[T], data: Mapping[str, Any], source: str | None = None) -> T:
+    """A config from a plain mapping (e.g. read back from a manifest), checked like a yaml file."""
+    try:
+        return _build(cls, data, "")
+    except LlmrecError as e:
+        if not source:
+            raise
+        raise LlmrecError(f"{source}: {e}") from None
+
+
 def config_to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
@@ -321,7 +331,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, flags: Sequ
     hint = f" (e.g. {example})" if example else ""
     parser.add_argument("--config", metavar="YAML", help=f"{cls.__name__} yaml{hint}")
     parser.add_argument("--set", dest="config_overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config value, e.g. --set train.learning_rate=1e-4 (repeatable)")
+                        help="override one config value: --set key=value or --set section.key=value (repeatable)")
     specs = []
     for spec in flags:
         dotted, flag = (spec, "--" + spec.split(".")[-1].replace("_", "-")) if isinstance(spec, str) else spec

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from llmrec.config import config_from_dict
 from llmrec.corpus import (
     CorpusConfig,
     build_corpus,
@@ -280,8 +281,8 @@ def test_caps_and_task_selection(run):
     assert c1["train"]["target"] == build_corpus(prepared, sm, cfg)["train"]["target"]
     with pytest.raises(LlmrecError, match="unknown task"):
         CorpusConfig(tasks=["nope"]).resolved_tasks()
-    with pytest.raises(LlmrecError, match="unknown keys"):
-        CorpusConfig.from_dict({"max_histroy": 3})
+    with pytest.raises(LlmrecError, match=r"unknown key 'max_histroy' \(did you mean 'max_history'"):
+        config_from_dict(CorpusConfig, {"max_histroy": 3})
 
 
 def test_eval_translation_sample(run):

@@ -6,7 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from llmrec.io import LlmrecError
+from llmrec.config import add_config_arguments, config_from_args, save_config
+from llmrec.corpus.config import CorpusConfig
+from llmrec.io import LlmrecError, prepare_output
+from llmrec.rundir import RunDir
 
 
 def _load_tokenizer(path: str | None):
@@ -21,30 +24,20 @@ def _load_tokenizer(path: str | None):
 
 
 def _build(args: argparse.Namespace) -> int:
-    from llmrec.corpus.build import CorpusConfig, build_corpus_with_manifest, save_corpus
+    from llmrec.corpus.build import build_corpus_with_manifest, save_corpus
     from llmrec.data.store import load_prepared
     from llmrec.sid.sidmap import SidMap
 
-    run = Path(args.run)
-    sid_path = run / "sid" / "sid_map.json"
-    if not sid_path.exists():
-        raise LlmrecError(f"{sid_path} not found; run `llmrec sid build --run {run}` first.")
-    config = CorpusConfig.from_yaml(args.config) if args.config else CorpusConfig()
-    if args.max_history is not None:
-        config.max_history = args.max_history
-    if args.tasks:
-        config.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    if args.seed is not None:
-        config.seed = args.seed
-    if args.no_paraphrases:
-        config.paraphrases = False
-    if args.prompts_dir:
-        config.prompts_dir = args.prompts_dir
-    config.resolved_tasks()
-    prepared = load_prepared(run / "data")
-    sid_map = SidMap.load(sid_path)
+    config = config_from_args(CorpusConfig, args)  # checked before anything is read
+    run = RunDir(args.run)
+    out = prepare_output(args.out or run.corpus, "corpus", protect=[run.root, run.data, run.sid])
+    if not run.sid_map.exists():
+        raise LlmrecError(f"{run.sid_map} not found; run `llmrec sid build --run {run}` first.")
+    prepared = load_prepared(run.data)
+    sid_map = SidMap.load(run.sid_map)
     corpus, manifest = build_corpus_with_manifest(prepared, sid_map, config, tokenizer=_load_tokenizer(args.tokenizer))
-    out = save_corpus(Path(args.out) if args.out else run / "corpus", corpus, manifest)
+    save_corpus(out, corpus, manifest)
+    save_config(config, out / "corpus_config.yaml")
     print(json.dumps({"corpus": str(out), "style": manifest["style"], "counts": manifest["counts"],
                       "skipped": manifest["skipped"]}, indent=2))
     return 0
@@ -75,22 +68,21 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("corpus", help="build or inspect the instruction corpus (LC-Rec style tasks)")
+    p = sub.add_parser("corpus", help="build or inspect the instruction corpus (LC-Rec style tasks)",
+                       description="The instruction corpus of a run: build it, or print rendered rows.")
     cmds = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
 
-    b = cmds.add_parser("build", help="runs/NAME/data + runs/NAME/sid/sid_map.json -> runs/NAME/corpus")
+    b = cmds.add_parser("build", help="runs/NAME/data + runs/NAME/sid/sid_map.json -> runs/NAME/corpus",
+                        description="Build the instruction corpus (a datasets DatasetDict per split) from the "
+                                    "run's data and SIDs.")
     b.add_argument("--run", required=True, help="run folder (runs/NAME)")
-    b.add_argument("--config", help="yaml with CorpusConfig keys (optionally under `corpus:`)")
-    b.add_argument("--max-history", type=int, help="history length of sliding windows (default 20)")
-    b.add_argument("--tasks", help="comma list of families (seqrec,item2sid,sid2item,fusion,behavior) or tasks")
-    b.add_argument("--seed", type=int, help="seed for paraphrase choice and sampling")
-    b.add_argument("--no-paraphrases", action="store_true", help="always use the first template of each task")
-    b.add_argument("--prompts-dir", help="folder of *.yaml templates overriding the shipped ones")
+    add_config_arguments(b, CorpusConfig, ("tasks", "max_history", "seed", "paraphrases", "prompts_dir"),
+                         example="recipes/tiny-cpu/corpus.yaml")
     b.add_argument("--tokenizer", help="tokenizer/model folder: plain-text rows if it has no chat template")
     b.add_argument("--out", help="output folder (default runs/NAME/corpus)")
     b.set_defaults(func=_build)
 
-    s = cmds.add_parser("show", help="print rendered examples")
+    s = cmds.add_parser("show", help="print rendered examples", description="Print rendered rows of a corpus.")
     s.add_argument("--run", help="run folder (reads runs/NAME/corpus)")
     s.add_argument("--corpus", help="corpus folder (instead of --run)")
     s.add_argument("--task", help="only this task (default: any)")
