@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 
 from llmrec.io import LlmrecError
-from llmrec.sid.sidmap import SidMap, sid_token
+from llmrec.sid.sidmap import SidMap
 
 
 def default_end_ids(tokenizer) -> list[int]:
@@ -45,7 +45,7 @@ class SidTrie:
         for codes in sid_map.codes.values():
             for lvl, c in enumerate(codes):
                 if (lvl, c) not in tok_id:
-                    t = sid_token(lvl, c)
+                    t = sid_map.token(lvl, c)
                     if t not in vocab:
                         raise LlmrecError(f"SID token {t} is not in the tokenizer vocabulary; add the SID "
                                           "tokens with llmrec.llm (load_base(..., sid_map=...)) first.")

@@ -64,7 +64,7 @@ def sid_token_id_table(tokenizer, sid_map: SidMap) -> torch.LongTensor:
     missing = []
     for lvl, size in enumerate(sid_map.level_sizes):
         for code in range(size):
-            tok = _tok(lvl, code)
+            tok = sid_map.token(lvl, code)
             if tok in vocab:
                 table[lvl, code] = vocab[tok]
             else:
@@ -73,12 +73,6 @@ def sid_token_id_table(tokenizer, sid_map: SidMap) -> torch.LongTensor:
         raise LlmrecError(f"tokenizer lacks {len(missing)} SID tokens of this SidMap (e.g. {missing[:3]}); "
                           "load the model with llmrec.llm.load_model or add them with load_base.")
     return table
-
-
-def _tok(level: int, code: int) -> str:
-    from llmrec.sid.sidmap import sid_token
-
-    return sid_token(level, code)
 
 
 # ---- pairing with a SidMap -----------------------------------------------------------------------

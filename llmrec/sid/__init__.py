@@ -1,4 +1,5 @@
-"""Semantic IDs: text embedding, residual k-means, collision handling, SidMap."""
+"""Semantic IDs: item vectors, quantizers behind one interface (llmrec.sid.quantizers), collision
+handling, SidMap."""
 
 from llmrec.sid.sidmap import SidMap, parse_sid_token, sid_token
 

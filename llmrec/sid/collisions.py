@@ -8,6 +8,10 @@ Two methods:
   colliding items are moved to free last-level codes by a minimum-cost assignment
   (scipy linear_sum_assignment on distances to the last-level centroids); a prefix with more
   colliding items than free codes falls back to 'extra_token' for its colliding groups.
+
+Variable-length codes (hierarchical clustering) come padded with -1; they are resolved with
+'extra_token' only (the extra token goes right after each row's last real code) and the result is
+checked to be prefix-free.
 """
 
 from __future__ import annotations
@@ -83,6 +87,11 @@ def resolve_collisions(codes: np.ndarray, level_sizes: list[int], method: str = 
     codes = np.asarray(codes, dtype=np.int64)
     if codes.ndim != 2 or codes.shape[1] < 1:
         raise LlmrecError(f"codes must be [items, levels], got shape {codes.shape}")
+    padded = bool((codes < 0).any())
+    if padded and method == "reassign":
+        method_used = "extra_token"  # a variable-length row has no fixed last level to move
+    else:
+        method_used = method
     before = count_collisions(codes)
     full_group, full_size = _group_ids(codes)
     colliding = np.flatnonzero(full_size > 1)
@@ -91,7 +100,7 @@ def resolve_collisions(codes: np.ndarray, level_sizes: list[int], method: str = 
     extra: dict[int, int] = {}
     used = "none"
     fallback = 0
-    if colliding.size and method == "extra_token":
+    if colliding.size and method_used == "extra_token":
         extra = _extra_tokens(colliding, full_group)
         used = "extra_token"
     elif colliding.size:
@@ -130,7 +139,7 @@ def resolve_collisions(codes: np.ndarray, level_sizes: list[int], method: str = 
     out: list[tuple[int, ...]] = []
     touched = 0
     for r in range(len(new)):
-        t = tuple(int(c) for c in new[r])
+        t = tuple(int(c) for c in new[r] if c >= 0)
         if r in extra:
             t = t + (extra[r],)
         if r in extra or new[r, -1] != codes[r, -1]:
@@ -143,6 +152,9 @@ def resolve_collisions(codes: np.ndarray, level_sizes: list[int], method: str = 
                              fallback_prefixes=fallback)
     if after:
         raise LlmrecError(f"collision resolution ({used}) left {after} collisions; this is a bug, please report it")
+    if padded and not is_prefix_free(out):
+        raise LlmrecError("variable-length codes are not prefix-free: one item's SID is the start of another's; "
+                          "the quantizer must end every path at a leaf")
     return out, report
 
 
@@ -151,4 +163,7 @@ def is_prefix_free(sids: list[tuple[int, ...]]) -> bool:
     full = set(sids)
     if len(full) != len(sids):
         return False
-    return not any(s[:k] in full for s in full for k in range(1, len(s)))
+    lengths = {len(s) for s in full}
+    if len(lengths) == 1:
+        return True
+    return not any(s[:k] in full for s in full for k in lengths if k < len(s))

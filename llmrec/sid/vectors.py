@@ -189,3 +189,21 @@ def random_vectors(n: int, dim: int = 64, seed: int = 42) -> np.ndarray:
     """Baseline: iid Gaussian rows, L2-normalised."""
     rng = np.random.default_rng(seed)
     return l2_normalize(rng.standard_normal((n, dim), dtype=np.float32))
+
+
+def fuse_vectors(text: np.ndarray, collab: np.ndarray, weight: float = 0.3, normalize: str = "l2") -> np.ndarray:
+    """[text | collaborative] side by side: each part normalised (`l2` rows; `zscore` columns then rows;
+    `none`), then scaled by sqrt(1 - weight) and sqrt(weight), so `weight` is the collaborative share
+    of every squared distance (rows have unit norm with l2 / zscore)."""
+    if len(text) != len(collab):
+        raise LlmrecError(f"fuse_vectors: {len(text)} text rows but {len(collab)} collaborative rows")
+    if not 0.0 <= weight <= 1.0:
+        raise LlmrecError(f"fusion weight must be in [0, 1], got {weight}")
+
+    def norm(X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if normalize == "zscore":
+            X = (X - X.mean(0)) / np.maximum(X.std(0), 1e-6)
+        return l2_normalize(X) if normalize in ("l2", "zscore") else X
+
+    return np.concatenate([np.sqrt(1 - weight) * norm(text), np.sqrt(weight) * norm(collab)], axis=1).astype(np.float32)
