@@ -1,29 +1,39 @@
-"""The early stages as reusable steps (data -> SIDs -> corpus), each skipped when its folder exists.
-
-Used by `llmrec demo` and the benchmark scripts; the CLI sub-commands remain the way to run one
-stage with all its options.
-"""
+"""The early stages as reusable steps (data -> SIDs -> corpus), each reused when its folder was
+built from the same inputs. Used by `llmrec demo` and the benchmark scripts; the CLI sub-commands
+remain the way to run one stage with all its options."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
-from llmrec.corpus import CorpusConfig, build_corpus_with_manifest, save_corpus
+from llmrec.config import load_config
+from llmrec.corpus.build import build_corpus_with_manifest, load_corpus_manifest, save_corpus
+from llmrec.corpus.config import CorpusConfig
 from llmrec.data.prepare import prepare_data
 from llmrec.data.store import PreparedData, load_prepared
+from llmrec.io import LlmrecError
 from llmrec.sid.build import SidConfig, build_sids
 from llmrec.sid.sidmap import SidMap
 
 log = logging.getLogger(__name__)
 
-# The corpus mix for small CPU budgets: short tasks, title <-> SID twice with different wording.
-CPU_CORPUS = CorpusConfig(
-    tasks=["seqrec", "item2sid_title", "sid2item_title", "fusion_sid2title", "fusion_title2sid"],
-    caps={"fusion_sid2title": 3000, "fusion_title2sid": 1500},
-    repeats={"item2sid_title": 2, "sid2item_title": 2},
-    fusion_max_history=5,
-)
+DEFAULT_RECIPES = "tiny-cpu"
+
+
+def recipes_dir() -> Path:
+    """The shipped recipes: the checkout's recipes/, or the installed copy under share/llmrec/recipes."""
+    for cand in (Path(__file__).resolve().parents[1] / "recipes", Path(sys.prefix) / "share" / "llmrec" / "recipes"):
+        if (cand / DEFAULT_RECIPES).is_dir():
+            return cand
+    raise LlmrecError("the shipped recipes were not found (looked in the checkout's recipes/ and "
+                      f"{Path(sys.prefix) / 'share' / 'llmrec' / 'recipes'}); reinstall llmrec.")
+
+
+def default_corpus_config() -> CorpusConfig:
+    """The corpus of the recommended CPU recipe (recipes/tiny-cpu/corpus.yaml)."""
+    return load_config(CorpusConfig, recipes_dir() / DEFAULT_RECIPES / "corpus.yaml")
 
 
 def ensure_data(dataset: str, run: Path, reuse: bool = True) -> PreparedData:
@@ -33,23 +43,26 @@ def ensure_data(dataset: str, run: Path, reuse: bool = True) -> PreparedData:
 
 
 def ensure_sids(prepared: PreparedData, run: Path, config: SidConfig | None = None, reuse: bool = True) -> SidMap:
+    """RUN/sid, reused when it was built from the same data (and, when `config` is given, the same config)."""
     path = run / "sid" / "sid_map.json"
     if reuse and path.exists():
         sid_map = SidMap.load(path)
-        if sid_map.meta.get("input_fingerprint") == prepared.fingerprint:
+        same_config = config is None or sid_map.meta.get("config") == config.to_dict()
+        if sid_map.meta.get("input_fingerprint") == prepared.fingerprint and same_config:
             return sid_map
     return build_sids(prepared, config or SidConfig(), out_dir=run / "sid")
 
 
 def ensure_corpus(prepared: PreparedData, sid_map: SidMap, run: Path, config: CorpusConfig | None = None,
                   reuse: bool = True) -> dict:
-    """Build RUN/corpus (or reuse one built from the same SidMap); returns its manifest."""
-    from llmrec.corpus import load_corpus_manifest
-
+    """Build RUN/corpus (or reuse one built from the same SidMap, data and config); returns its manifest."""
+    config = config or default_corpus_config()
     if reuse and (run / "corpus" / "manifest.json").exists():
         manifest = load_corpus_manifest(run / "corpus")
-        if manifest.get("sid_map_fingerprint") == sid_map.fingerprint:
+        if (manifest.get("sid_map_fingerprint") == sid_map.fingerprint
+                and manifest.get("data_fingerprint") == prepared.manifest.get("fingerprint")
+                and manifest.get("config") == config.to_dict()):
             return manifest
-    corpus, manifest = build_corpus_with_manifest(prepared, sid_map, config or CPU_CORPUS)
+    corpus, manifest = build_corpus_with_manifest(prepared, sid_map, config)
     save_corpus(run / "corpus", corpus, manifest)
     return manifest

@@ -7,6 +7,7 @@ import random
 import re
 
 import pytest
+from conftest import require_data
 
 from llmrec.config import config_from_dict
 from llmrec.corpus import (
@@ -25,7 +26,7 @@ from llmrec.corpus import (
 )
 from llmrec.data.records import Example, Interaction, Item, RecDataset, Split
 from llmrec.data.store import load_prepared, save_prepared
-from llmrec.io import LlmrecError, data_dir
+from llmrec.io import LlmrecError
 from llmrec.sid.sidmap import SidMap
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -322,9 +323,9 @@ def test_cli_build_and_show(run, capsys):
 
 
 def test_real_taobao_tail_behaviors(tmp_path):
-    loaders = pytest.importorskip("llmrec.data.loaders", reason="llmrec.data.loaders not available yet")
-    if not (data_dir() / "taobao_userbehavior" / "tail_10k").exists():
-        pytest.skip(f"{data_dir()}/taobao_userbehavior/tail_10k missing (set LLMREC_DATA_DIR)")
+    from llmrec.data import loaders
+
+    require_data("taobao_userbehavior/tail_10k")
     ds = loaders.load_dataset("taobao_tail_10k")
     users = sorted({x.user for x in ds.interactions})[:12]
     inter = [x for x in ds.interactions if x.user in set(users)]

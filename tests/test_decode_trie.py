@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import require_data
 from test_decode_fixture import chat_prompts, synthetic_map, tiny_model
 
 from llmrec.decode import SidConstrainedLogitsProcessor, SidTrie, constrained_generation_config
 from llmrec.decode.recommend import clean_generation_config, encode_prompts
-from llmrec.io import LlmrecError, data_dir
+from llmrec.io import LlmrecError
 from llmrec.sid.sidmap import SidMap
 
 
@@ -95,9 +96,7 @@ def test_processor_always_yields_valid_sids(setup, mode):
 
 
 def test_real_reference_map_trie():
-    path = data_dir() / "amazon18_scientific/reference_sids/Scientific.rkmeans_zcr.index.json"
-    if not path.exists():
-        pytest.skip(f"reference SIDs not found at {path} (set LLMREC_DATA_DIR)")
+    path = require_data("amazon18_scientific/reference_sids/Scientific.rkmeans_zcr.index.json")
     from tokenizers import AddedToken, Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 

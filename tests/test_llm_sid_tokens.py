@@ -7,9 +7,9 @@ import os
 
 import pytest
 import torch
+from conftest import require_data
 
 from llmrec.data.records import Item
-from llmrec.io import data_dir
 from llmrec.llm import (
     TinyConfig,
     add_sid_tokens,
@@ -28,9 +28,7 @@ SMALL = TinyConfig(vocab_size=1200, hidden_size=64, num_hidden_layers=2, num_att
 
 
 def _scientific_items(n: int) -> dict[str, Item]:
-    path = data_dir() / "amazon18_scientific" / "Scientific.item.json"
-    if not path.exists():
-        pytest.skip(f"dataset missing: {path} (set LLMREC_DATA_DIR)")
+    path = require_data("amazon18_scientific/Scientific.item.json")
     raw = json.loads(path.read_text(encoding="utf-8"))
     out = {}
     for k, v in list(raw.items())[:n]:
