@@ -25,6 +25,7 @@ def _load_tokenizer(path: str | None):
 
 def _build(args: argparse.Namespace) -> int:
     from llmrec.corpus.build import build_corpus_with_manifest, save_corpus
+    from llmrec.data.pairing import check_sid_for_data
     from llmrec.data.store import load_prepared
     from llmrec.sid.sidmap import SidMap
 
@@ -35,6 +36,7 @@ def _build(args: argparse.Namespace) -> int:
         raise LlmrecError(f"{run.sid_map} not found; run `llmrec sid build --run {run}` first.")
     prepared = load_prepared(run.data)
     sid_map = SidMap.load(run.sid_map)
+    check_sid_for_data(sid_map, prepared, run=run)
     corpus, manifest = build_corpus_with_manifest(prepared, sid_map, config, tokenizer=_load_tokenizer(args.tokenizer))
     save_corpus(out, corpus, manifest)
     save_config(config, out / "corpus_config.yaml")

@@ -1,8 +1,9 @@
 """`llmrec data prepare|stats|download`: turn a dataset into runs/NAME/data/ and inspect it.
 
 `--out runs/NAME` writes runs/NAME/data/ (items, interactions, split, manifest.json with the input
-files' sha256, loader options and every counted drop). A failing prepare leaves an existing
-runs/NAME/data/ untouched.
+files' sha256, loader options, every counted drop and the content fingerprint). A failing prepare
+leaves an existing runs/NAME/data/ untouched; preparing other data into a run that already has
+sid/, corpus/, models or eval built from its data is refused unless --force.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("--dedupe-consecutive", action="store_true", help="drop immediate repeats of the same item")
     pr.add_argument("--unknown-items", choices=["error", "drop"], default="error",
                     help="events whose item is not in the catalogue: error (default) or drop and count")
+    pr.add_argument("--force", action="store_true",
+                    help="replace RUN/data even when the run holds sid/corpus/models/eval built from other data "
+                         "(they become stale and are refused until rebuilt)")
     pr.add_argument("--rating-behavior", choices=["none", "levels", "binary"], default="none",
                     help="MovieLens: map ratings to behaviors rating_1..rating_5 (levels) or liked/disliked")
     pr.set_defaults(func=run_prepare)
@@ -78,9 +82,11 @@ def run_prepare(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out, s = prepare_and_summarize(args.dataset, args.out, split=args.split,
                                    max_history=args.max_history or None, short_users=args.short_users,
-                                   ratios=_parse_ratios(args.ratios), **opts)
+                                   ratios=_parse_ratios(args.ratios), force=args.force, **opts)
     print(f"prepared {s['name']} -> {out} in {time.perf_counter() - t0:.1f}s")
     _print_summary(s)
+    if s.get("stale"):
+        print("  now stale (rebuild before use): " + "; ".join(s["stale"]))
     return 0
 
 

@@ -23,7 +23,7 @@ from llmrec.corpus.config import CorpusConfig
 from llmrec.corpus.render import has_chat_template
 from llmrec.corpus.templates import load_templates
 from llmrec.data.store import PreparedData
-from llmrec.io import LlmrecError, atomic_path, read_json, sha256_json, write_json
+from llmrec.io import LlmrecError, atomic_path, prepare_output, read_json, sha256_json, write_json
 from llmrec.sid.sidmap import SidMap
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def build_corpus_with_manifest(prepared: PreparedData, sid_map: SidMap, config: 
         "behaviors": behavior_info,
         "config": config.to_dict(),
         "sid_map_fingerprint": sid_map.fingerprint,
-        "data_fingerprint": prepared.manifest.get("fingerprint"),
+        "data_fingerprint": prepared.fingerprint,
         "data_name": prepared.manifest.get("name"),
         "prompts_fingerprint": library.fingerprint,
         "prompts_sources": library.sources,
@@ -86,8 +86,9 @@ def build_corpus(prepared: PreparedData, sid_map: SidMap, config: CorpusConfig |
 
 
 def save_corpus(out_dir: str | Path, corpus: DatasetDict, manifest: dict[str, Any]) -> Path:
-    """`save_to_disk` + manifest.json into a temp folder, then rename onto `out_dir`."""
-    out_dir = Path(out_dir)
+    """`save_to_disk` + manifest.json into a temp folder, then rename onto `out_dir` (only a new or
+    empty folder or an earlier corpus is replaced: llmrec.io.prepare_output)."""
+    out_dir = prepare_output(out_dir, "corpus")
     with atomic_path(out_dir) as tmp:
         corpus.save_to_disk(str(tmp))
         write_json(tmp / MANIFEST, manifest)

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.data.loaders import dataset_summary, load_dataset
+from llmrec.data.pairing import stale_downstream
 from llmrec.data.records import RecDataset
 from llmrec.data.splits import make_split, split_summary
-from llmrec.data.store import MANIFEST, load_prepared, save_prepared
-from llmrec.io import LlmrecError, read_json
+from llmrec.data.store import MANIFEST, fingerprint_of, load_prepared, save_prepared
+from llmrec.io import LlmrecError, prepare_output, read_json
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +28,18 @@ def data_dir_of(run_or_data_dir: str | Path) -> Path:
 
 def prepare_data(dataset: str | Path | RecDataset, out_dir: str | Path, split: str = "auto",
                  max_history: int | None = 20, short_users: str = "drop",
-                 ratios: Sequence[float] = (8, 1, 1), **load_options: Any) -> Path:
+                 ratios: Sequence[float] = (8, 1, 1), force: bool = False, **load_options: Any) -> Path:
     """Load (unless given a RecDataset), split, and save to `<out_dir>/data/`; returns that folder.
 
     See `prepare_and_summarize` for the arguments.
     """
     return prepare_and_summarize(dataset, out_dir, split=split, max_history=max_history,
-                                 short_users=short_users, ratios=ratios, **load_options)[0]
+                                 short_users=short_users, ratios=ratios, force=force, **load_options)[0]
 
 
 def prepare_and_summarize(dataset: str | Path | RecDataset, out_dir: str | Path, split: str = "auto",
                           max_history: int | None = 20, short_users: str = "drop",
-                          ratios: Sequence[float] = (8, 1, 1),
+                          ratios: Sequence[float] = (8, 1, 1), force: bool = False,
                           **load_options: Any) -> tuple[Path, dict[str, Any]]:
     """Like prepare_data, also returning the summary `llmrec data stats` would print.
 
@@ -46,8 +47,14 @@ def prepare_and_summarize(dataset: str | Path | RecDataset, out_dir: str | Path,
     split: 'auto' (the source's own split when it ships one, e.g. MiniOneRec, else 'loo'), 'loo',
     'time' or 'native'. Nothing is written unless every step succeeds: an existing data folder
     stays untouched on error.
+
+    When the run already holds artifacts built from other data (sid/, corpus/, sft/, eval/, ...)
+    they would go stale: that is refused unless `force` (the summary's 'stale' lists them).
     """
     t0 = time.perf_counter()
+    target = data_dir_of(out_dir)
+    protect = [Path(dataset)] if isinstance(dataset, (str, Path)) and Path(dataset).exists() else []
+    prepare_output(target, "data", protect=protect)
     ds = dataset if isinstance(dataset, RecDataset) else load_dataset(str(dataset), **load_options)
     if isinstance(dataset, RecDataset) and load_options:
         raise LlmrecError(f"loader options {sorted(load_options)} given with an already loaded dataset; "
@@ -58,11 +65,25 @@ def prepare_and_summarize(dataset: str | Path | RecDataset, out_dir: str | Path,
                           f"(drops: {sp.options.get('dropped')}); lower the filters or use another split.")
     for k, v in (sp.options.get("dropped") or {}).items():
         ds.dropped[f"split:{k}"] = v
-    target = data_dir_of(out_dir)
-    save_prepared(target, ds, sp, extra={"prepare_seconds": round(time.perf_counter() - t0, 3)})
+    old = fingerprint_of(target)[0] if (target / MANIFEST).exists() else None
+    stale: list[str] = []
+
+    def check_stale(fingerprint: str) -> None:
+        found = stale_downstream(target.parent, fingerprint, old, data_name=target.name)
+        stale.extend(s.describe(target.parent) for s in found)
+        if found and not force:
+            raise LlmrecError(f"{target.parent} already holds artifacts built from other data; preparing "
+                              f"{ds.name} (fingerprint {fingerprint}) into it would make them stale:\n  "
+                              + "\n  ".join(stale) + f"\nUse a new run folder (--out runs/{ds.name}), or pass "
+                              "--force to replace the data anyway and rebuild those stages.")
+
+    save_prepared(target, ds, sp, extra={"prepare_seconds": round(time.perf_counter() - t0, 3)},
+                  before_commit=check_stale)
+    if stale:
+        log.warning("%s: now stale (rebuild them): %s", target.parent, "; ".join(stale))
     log.info("wrote %s", target)
     summary = {**dataset_summary(ds), "split": split_summary(sp), "name": ds.name,
-               "fingerprint": read_json(target / MANIFEST)["fingerprint"]}
+               "fingerprint": read_json(target / MANIFEST)["fingerprint"], "stale": stale}
     return target, summary
 
 

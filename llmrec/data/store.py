@@ -1,16 +1,42 @@
-"""`runs/NAME/data/`: items, interactions, split and a manifest, written atomically as one folder."""
+"""`runs/NAME/data/`: items, interactions, split and a manifest, written atomically as one folder.
+
+The data fingerprint is the content of the data files (names + sha256 of every *.jsonl), computed
+again at every load: editing a title in items.jsonl or a target in test.jsonl changes it, so every
+artifact and cache keyed on it notices.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmrec.data.records import Example, Interaction, Item, RecDataset, Split
-from llmrec.io import LlmrecError, atomic_path, read_json, read_jsonl, sha256_json, write_json, write_jsonl
+from llmrec.io import (
+    LlmrecError,
+    atomic_path,
+    folder_files,
+    prepare_output,
+    read_json,
+    read_jsonl,
+    sha256_json,
+    write_json,
+    write_jsonl,
+)
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+DATA_FILES = "*.jsonl"
+FINGERPRINT_BASIS = "content: sha256 of the data folder's *.jsonl files"
+
+
+def content_fingerprint(files: dict[str, str]) -> str:
+    """The data fingerprint from {file name: sha256} (as `llmrec.io.folder_fingerprint`)."""
+    return sha256_json(sorted(files.items()))[:16]
 
 
 @dataclass
@@ -20,6 +46,7 @@ class PreparedData:
     dataset: RecDataset
     split: Split
     manifest: dict[str, Any]
+    aliases: frozenset[str] = field(default_factory=frozenset)  # older (non-content) fingerprints of it
 
     @property
     def items(self) -> dict[str, Item]:
@@ -27,13 +54,23 @@ class PreparedData:
 
     @property
     def fingerprint(self) -> str:
+        """Content fingerprint of the data files as they are now."""
         return self.manifest["fingerprint"]
 
+    def matches(self, fingerprint: str | None) -> bool:
+        """True when an artifact recording `fingerprint` was built from this data."""
+        return bool(fingerprint) and (fingerprint == self.fingerprint or fingerprint in self.aliases)
 
-def save_prepared(out_dir: str | Path, dataset: RecDataset, split: Split,
-                  extra: dict[str, Any] | None = None) -> Path:
-    """Write the whole data folder to a temp dir, then rename it into place."""
-    out_dir = Path(out_dir)
+
+def save_prepared(out_dir: str | Path, dataset: RecDataset, split: Split, extra: dict[str, Any] | None = None,
+                  *, before_commit: Callable[[str], None] | None = None) -> Path:
+    """Write the whole data folder to a temp dir, then rename it into place.
+
+    `before_commit(fingerprint)` runs once the new files exist and may raise to keep the old
+    folder (e.g. when downstream artifacts would go stale). A non-empty `out_dir` that is not a
+    data folder is refused (llmrec.io.prepare_output).
+    """
+    out_dir = prepare_output(out_dir, "data")
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         write_jsonl(tmp / "items.jsonl", (it.to_dict() for it in dataset.items.values()))
@@ -58,8 +95,10 @@ def save_prepared(out_dir: str | Path, dataset: RecDataset, split: Split,
             "split": {"method": split.method, **split.options},
             **(extra or {}),
         }
-        manifest["fingerprint"] = sha256_json({"source": dataset.source, "split": manifest["split"],
-                                               "counts": manifest["counts"]})[:16]
+        files = folder_files(tmp, DATA_FILES)
+        manifest.update(fingerprint=content_fingerprint(files), fingerprint_basis=FINGERPRINT_BASIS, files=files)
+        if before_commit is not None:
+            before_commit(manifest["fingerprint"])
         write_json(tmp / MANIFEST, manifest)
     return out_dir
 
@@ -70,6 +109,7 @@ def load_prepared(data_dir: str | Path) -> PreparedData:
     if not (data_dir / MANIFEST).exists():
         raise LlmrecError(f"{data_dir}: no {MANIFEST}; run `llmrec data prepare` first.")
     manifest = read_json(data_dir / MANIFEST)
+    aliases = _refresh_fingerprint(data_dir, manifest)
     items = {d["id"]: Item.from_dict(d) for d in read_jsonl(data_dir / "items.jsonl")}
     inter = [Interaction.from_dict(d) for d in read_jsonl(data_dir / "interactions.jsonl")]
     users = {}
@@ -84,4 +124,31 @@ def load_prepared(data_dir: str | Path) -> PreparedData:
                   valid=[Example.from_dict(d) for d in read_jsonl(data_dir / "valid.jsonl")],
                   test=[Example.from_dict(d) for d in read_jsonl(data_dir / "test.jsonl")],
                   method=method, options=opts)
-    return PreparedData(dataset=ds, split=split, manifest=manifest)
+    return PreparedData(dataset=ds, split=split, manifest=manifest, aliases=aliases)
+
+
+def fingerprint_of(data_dir: str | Path) -> tuple[str, frozenset[str]]:
+    """(content fingerprint now, accepted older fingerprints) of a data folder, without parsing it."""
+    manifest = read_json(Path(data_dir) / MANIFEST, "data manifest")
+    aliases = _refresh_fingerprint(Path(data_dir), manifest, warn=False)
+    return manifest["fingerprint"], aliases
+
+
+def _refresh_fingerprint(data_dir: Path, manifest: dict[str, Any], warn: bool = True) -> frozenset[str]:
+    """Set manifest['fingerprint'] to the files' content now; returns the accepted older fingerprints.
+
+    A manifest from before content fingerprints (no 'files') keeps its recorded fingerprint as an
+    alias, so artifacts built from it still pair; its content cannot be checked.
+    """
+    files = folder_files(data_dir, DATA_FILES)
+    recorded = manifest.get("fingerprint")
+    manifest["fingerprint"] = content_fingerprint(files)
+    if "files" not in manifest:
+        return frozenset({recorded}) if recorded else frozenset()
+    if recorded != manifest["fingerprint"] and warn:
+        changed = sorted(n for n in set(files) | set(manifest["files"]) if files.get(n) != manifest["files"].get(n))
+        manifest["recorded_fingerprint"] = recorded
+        log.warning("%s: %s changed since `llmrec data prepare` wrote them; the data fingerprint is now %s "
+                    "(was %s), so artifacts built from the old files will be refused", data_dir,
+                    ", ".join(changed), manifest["fingerprint"], recorded)
+    return frozenset()
