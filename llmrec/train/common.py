@@ -12,10 +12,12 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from llmrec.data.pairing import check_sid_for_data
 from llmrec.data.store import PreparedData, load_prepared
 from llmrec.io import LlmrecError
 from llmrec.llm.presets import use_cuda
 from llmrec.sid.sidmap import SidMap
+from llmrec.train.checkpoints import resume_checkpoint
 from llmrec.train.config import PRECISIONS, AdapterConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,9 @@ def load_run_inputs(run_dir: str | Path) -> RunInputs:
     sid_path = run_dir / "sid" / "sid_map.json"
     if not sid_path.exists():
         raise LlmrecError(f"{sid_path} not found; run `llmrec sid build --run {run_dir}` first.")
-    return RunInputs(run_dir=run_dir, prepared=load_prepared(run_dir / "data"), sid_map=SidMap.load(sid_path))
+    inputs = RunInputs(run_dir=run_dir, prepared=load_prepared(run_dir / "data"), sid_map=SidMap.load(sid_path))
+    check_sid_for_data(inputs.sid_map, inputs.prepared, run=run_dir)  # SIDs built from other data: refused
+    return inputs
 
 
 def run_path(run_dir: Path, value: str | None, default: str) -> Path:
@@ -177,6 +181,6 @@ class SidMapInCheckpoints(TrainerCallback):
             self.sid_map.save(folder / "sid_map.json")
 
 
-def latest_checkpoint(output_dir: Path) -> str | None:
-    ckpts = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
+def latest_checkpoint(output_dir: Path, resume: bool | str = True) -> str | None:
+    """The checkpoint to resume from: the newest *complete* one (llmrec.train.checkpoints)."""
+    return resume_checkpoint(resume, output_dir)

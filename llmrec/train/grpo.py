@@ -194,7 +194,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         rollout_func=ConstrainedRollout(tokenizer, sid_map, trie, settings),
         callbacks=[WallTimeLimit(cfg.max_minutes), val_cb, guard, SidMapInCheckpoints(sid_map)],
     )
-    resume = latest_checkpoint(out_dir) if recipe.resume is True else recipe.resume
+    resume = latest_checkpoint(out_dir, recipe.resume)
     ref_before = _checksum(trainer.ref_model)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume or None)

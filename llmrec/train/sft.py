@@ -101,11 +101,9 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         peft_config=peft_config_for(recipe.adapter),
         callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map)],
     )
-    resume = recipe.resume
-    if resume is True:
-        resume = latest_checkpoint(out_dir)
-        if resume is None:
-            log.info("no checkpoint in %s; starting fresh", out_dir)
+    resume = latest_checkpoint(out_dir, recipe.resume)
+    if recipe.resume is True and resume is None:
+        log.info("no checkpoint in %s; starting fresh", out_dir)
     t1 = time.time()
     result = trainer.train(resume_from_checkpoint=resume or None)
     train_s = time.time() - t1
