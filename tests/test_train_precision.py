@@ -21,12 +21,6 @@ def test_accelerate_cpu_flag_wins_over_a_visible_gpu(monkeypatch):
     assert resolve_dtype(None) == torch.float32
 
 
-def test_training_keeps_float32_master_weights_by_default():
-    from llmrec.train.config import ModelConfig
-
-    assert ModelConfig().dtype == "float32"  # bf16 autocast on GPUs; bf16 weights round lr~1e-5 steps away
-
-
 def test_4bit_tiny_needs_cuda_and_says_so(monkeypatch):
     from llmrec.io import LlmrecError
     from llmrec.llm.presets import _reload_4bit

@@ -108,11 +108,18 @@ def test_lora_mode_trains_sid_rows_and_saves_merged_model(small_run, tmp_path):
     from llmrec.train.config import AdapterConfig
     from llmrec.train.sft import run_sft
 
-    recipe = _recipe(small_run, tmp_path / "lora", max_steps=3)
-    recipe.adapter = AdapterConfig(mode="lora", r=4, alpha=8, target_modules=["q_proj", "v_proj"])
-    summary = run_sft(recipe)
-    assert summary["global_step"] == 3
+    runs = {}
+    for name, lr in (("lora", 3e-3), ("frozen", 0.0)):  # lr 0: the saved rows are the initial ones
+        recipe = _recipe(small_run, tmp_path / name, max_steps=3, learning_rate=lr)
+        recipe.adapter = AdapterConfig(mode="lora", r=4, alpha=8, target_modules=["q_proj", "v_proj"])
+        runs[name] = run_sft(recipe)
+    assert runs["lora"]["global_step"] == 3
     assert (tmp_path / "lora" / "adapter" / "adapter_config.json").exists()
+    trained, tok, sid_map = load_model(tmp_path / "lora" / "model")
+    initial, _, _ = load_model(tmp_path / "frozen" / "model")
+    sid_ids = tok.convert_tokens_to_ids(sid_map.all_tokens())
+    moved = (trained.get_input_embeddings().weight[sid_ids] - initial.get_input_embeddings().weight[sid_ids]).abs()
+    assert moved.amax(dim=1).gt(0).float().mean() > 0.5  # most SID rows were trained (modules_to_save)
     model, _, _ = load_model(tmp_path / "lora" / "model")
     assert not any("lora" in n for n, _ in model.named_parameters())
 

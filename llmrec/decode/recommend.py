@@ -45,13 +45,11 @@ def encode_prompts(tokenizer, prompts: Prompts, pad_id: int) -> tuple[torch.Tens
         rows = [list(map(int, r)) for r in prompts]
     if not rows or any(len(r) == 0 for r in rows):
         raise LlmrecError("recommend(): every prompt must be non-empty.")
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        input_ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r):] = 1
-    return input_ids, mask
+    if tokenizer.pad_token_id is None:
+        raise LlmrecError("the tokenizer has no pad token; load models with llmrec.llm (load_base / load_model), "
+                          "which set one.")
+    enc = tokenizer.pad({"input_ids": rows}, padding=True, padding_side="left", return_tensors="pt")
+    return enc["input_ids"].long(), enc["attention_mask"].long()
 
 
 def _check(trie: SidTrie, model, k: int, num_beams: int | None) -> int:

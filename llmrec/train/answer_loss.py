@@ -15,6 +15,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from trl import SFTTrainer
+
+from llmrec.train.trl_internals import add_train_tokens, log_metric, set_metric
 
 # Config fields that change the logits after the LM head; a model that sets one keeps TRL's path.
 _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
@@ -60,8 +63,6 @@ def answer_only_loss(model: torch.nn.Module, inputs: dict[str, Any],
 
 def sft_trainer_class():
     """TRL's SFTTrainer with the compact loss on single-process CPU training steps."""
-    from trl import SFTTrainer
-
     class AnswerOnlySFTTrainer(SFTTrainer):
         """SFTTrainer whose training loss projects only answer positions when that is exact."""
 
@@ -80,14 +81,11 @@ def sft_trainer_class():
                                             num_items_in_batch=num_items_in_batch)
             loss, stats = answer_only_loss(model, inputs, num_items_in_batch)
             n = stats["num_valid"].item()
-            metrics = self._metrics["train"]
-            metrics["entropy"].append(stats["entropy_sum"].item() / n if n else 0.0)
-            metrics["mean_token_accuracy"].append(stats["num_correct"].item() / n if n else 0.0)
-            if "attention_mask" in inputs:
-                self._total_train_tokens += int(inputs["attention_mask"].sum().item())
-            else:
-                self._total_train_tokens += int(inputs["input_ids"].numel())
-            metrics["num_tokens"] = [self._total_train_tokens]
+            log_metric(self, "entropy", stats["entropy_sum"].item() / n if n else 0.0, "train")
+            log_metric(self, "mean_token_accuracy", stats["num_correct"].item() / n if n else 0.0, "train")
+            mask = inputs.get("attention_mask")
+            total = add_train_tokens(self, int(mask.sum().item()) if mask is not None else inputs["input_ids"].numel())
+            set_metric(self, "num_tokens", total)
             return loss
 
     return AnswerOnlySFTTrainer

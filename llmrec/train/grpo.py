@@ -47,6 +47,7 @@ from llmrec.train.common import (
 from llmrec.train.config import GRPORecipe, GRPOSettings, recipe_to_dict
 from llmrec.train.rewards import CompletionItems, RewardContext, build_rewards
 from llmrec.train.sft import save_trained
+from llmrec.train.trl_internals import log_metric
 from llmrec.train.validation import ValidationCallback
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,8 @@ class ConstrainedRollout:
         groups = [group_items[i:i + G] for i in range(0, len(group_items), G)]
         distinct = np.mean([len({x for x in g if x is not None}) for g in groups]) if groups else 0.0
         valid = np.mean([x is not None for x in group_items]) if group_items else 0.0
-        trainer._metrics[mode]["rollout/distinct_per_group"].append(float(distinct))
-        trainer._metrics[mode]["rollout/valid_rate"].append(float(valid))
+        log_metric(trainer, "rollout/distinct_per_group", distinct, mode)
+        log_metric(trainer, "rollout/valid_rate", valid, mode)
 
 
 def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
