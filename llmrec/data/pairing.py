@@ -79,27 +79,30 @@ def check_corpus_for_run(corpus_manifest: Mapping[str, Any] | str | Path, sid_ma
                            f"{_data_name(prepared)}; {fix}.")
 
 
-def _model_records(model_dir: Path) -> tuple[str | None, str | None]:
-    """(SID map fingerprint, data fingerprint) a saved model records; None where it records none."""
+def _model_records(model_dir: Path) -> tuple[str | None, str | None, set[str]]:
+    """(SID map fingerprint, data fingerprint, item ids) a saved model records; None/empty where none."""
     sid_fp = data_fp = None
+    ids: set[str] = set()
     if (model_dir / "sid_map.json").is_file():
-        sid_fp, meta, _ = _sid_info(model_dir / "sid_map.json")
+        sid_fp, meta, ids = _sid_info(model_dir / "sid_map.json")
         data_fp = meta.get("input_fingerprint")
     for summary in (model_dir / "train_summary.json", model_dir.parent / "train_summary.json"):
         if summary.is_file() and (summary.parent == model_dir or model_dir.name == "model"):
             data_fp = read_json(summary, "train summary").get("data_fingerprint") or data_fp
             break
-    return sid_fp, data_fp
+    return sid_fp, data_fp, ids
 
 
 def check_model_for_run(model_dir: str | Path, *, sid_map: Any = None, prepared: PreparedData | None = None,
                         run: str | Path = "RUN") -> None:
-    """Refuse to evaluate (or serve against a run) a model trained with another SID map or data.
+    """Refuse to evaluate (or serve against a run) a model trained on other data, or (when `sid_map`,
+    the run's SID map as object, sid_map.json dict or path, is given) with another SID map.
 
-    `sid_map`: the run's SID map (object, sid_map.json dict or path), `prepared`: the run's data.
+    A model ranks with its own sid_map.json, so evaluation needs the same data, not the same map:
+    eval passes `prepared` only. A model recording no data fingerprint must cover the catalogue.
     """
     model_dir = Path(model_dir)
-    model_sid, model_data = _model_records(model_dir)
+    model_sid, model_data, model_items = _model_records(model_dir)
     fix = (f"evaluate it on the run it was trained on, or train one on this run (`llmrec sid build`, "
            f"`llmrec corpus build`, `llmrec train sft --run {run}`)")
     if sid_map is not None and model_sid is not None:
@@ -110,6 +113,9 @@ def check_model_for_run(model_dir: str | Path, *, sid_map: Any = None, prepared:
     if prepared is not None and model_data and not prepared.matches(model_data):
         raise PairingError(f"model {model_dir} was trained on data {model_data}, but {run}/data is "
                            f"{_data_name(prepared)}; {fix}.")
+    if prepared is not None and not model_data and model_items and not model_items & set(prepared.items):
+        raise PairingError(f"model {model_dir} knows SIDs for none of the {len(prepared.items)} items of "
+                           f"{run}/data ({_data_name(prepared)}): it was trained on another catalogue; {fix}.")
 
 
 # ---- what a new `data prepare` makes stale --------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 from llmrec.baselines.popular import MostPopular
 from llmrec.baselines.sasrec import SASRecRanker, cached_sasrec
 from llmrec.config import save_config, validate_config
+from llmrec.data.pairing import check_model_for_run
 from llmrec.data.store import PreparedData, load_prepared
 from llmrec.eval.config import EvalConfig
 from llmrec.eval.metrics import transition_labels
@@ -69,6 +70,8 @@ def safe_name(name: str) -> str:
 
 def _rankers(cfg: EvalConfig, run: RunDir, prepared: PreparedData) -> list[tuple[Any, dict, int]]:
     """(ranker, extra metrics fields, default batch size) for every baseline and model asked for."""
+    for model_dir in cfg.models:  # a model trained on other data is refused before anything runs
+        check_model_for_run(model_dir, prepared=prepared, run=run.root)
     popularity = prepared.split.item_popularity()
     out: list[tuple[Any, dict, int]] = []
     for b in cfg.baselines:
