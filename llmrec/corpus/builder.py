@@ -23,12 +23,14 @@ from llmrec.corpus.tasks import (
     item_field,
     make_messages,
     seqrec_messages,
+    seqrec_session,
     sid_history,
     title_history,
 )
 from llmrec.corpus.templates import ALL_TASKS, PromptLibrary, choose_index
 from llmrec.data.records import Interaction, Split
 from llmrec.data.store import PreparedData
+from llmrec.io import LlmrecError
 from llmrec.registry import Registry
 from llmrec.sid.sidmap import SidMap
 
@@ -64,8 +66,10 @@ class CorpusBuilder:
             return 0
         return choose_index(self.cfg.seed, task, key, len(self.lib[task]))
 
-    def add(self, split: str, task: str, messages: list[dict], answer: str, target: str, user: str = "") -> None:
-        completion = completion_messages(answer)
+    def add(self, split: str, task: str, messages: list[dict], answer: str | list[dict], target: str,
+            user: str = "") -> None:
+        """One row; `answer` is the assistant text, or the completion messages of a multi-turn row."""
+        completion = completion_messages(answer) if isinstance(answer, str) else answer
         if self.conversational:
             row = {"prompt": messages, "completion": completion}
         else:
@@ -103,7 +107,7 @@ class CorpusBuilder:
             ids = ex.history + [ex.target]
             if not self.has_sids("seqrec", ids):
                 continue
-            if "seqrec" in tasks:
+            if "seqrec" in tasks and self.cfg.seqrec_format == "window":
                 idx = self._index("seqrec", key)
                 m = seqrec_messages(ex.history, self.sid_map, self.items, template_index=idx,
                                     max_history=self.cfg.max_history, library=self.lib)
@@ -127,6 +131,31 @@ class CorpusBuilder:
                     self.add("train", "fusion_title2sid", m, self.sid_map.sid_string(ex.target), ex.target, ex.user)
                 else:
                     self.skipped["fusion_title2sid"]["no_title"] += 1
+
+    def seqrec_sessions(self) -> None:
+        """One `seqrec` row per training sequence (chunks of max_history + 1 items, consecutive chunks
+        sharing one item): the first item in the user turn, every later item an assistant turn, so
+        each training target is trained exactly once. Only training events are used (plus the
+        validation target with include_valid_in_train); test targets never appear."""
+        if not self.conversational:
+            raise LlmrecError("seqrec_format: session needs a tokenizer with a chat template (multi-turn rows "
+                              "trained with assistant_only_loss); use seqrec_format: window for plain models")
+        seqs = {u: [x.item for x in seq] for u, seq in self.split.train.items()}
+        if self.cfg.include_valid_in_train:
+            for ex in self.split.valid:
+                seqs.setdefault(ex.user, list(ex.history)).append(ex.target)
+        size = self.cfg.max_history + 1
+        for user, seq in tqdm(seqs.items(), desc="corpus: seqrec sessions", disable=None, leave=False):
+            if len(seq) <= self.cfg.min_history:
+                continue
+            for start in range(0, len(seq) - 1, size - 1):
+                chunk = seq[start:start + size]
+                if len(chunk) < 2 or not self.has_sids("seqrec", chunk):
+                    continue
+                key = f"{user}|session|{start}"
+                prompt, turns = seqrec_session(chunk, self.sid_map, template_index=self._index("seqrec", key),
+                                               library=self.lib)
+                self.add("train", "seqrec", prompt, turns, chunk[-1], user)
 
     # -- item tasks ---------------------------------------------------------------------------
     def item_tasks(self, tasks: list[str], split: str = "train", item_ids: list[str] | None = None,
@@ -238,7 +267,7 @@ class CorpusBuilder:
                     continue
                 key = f"{ex.user}|{split_name}"
                 m = seqrec_messages(hist, self.sid_map, self.items, template_index=self._index("seqrec", key, fixed),
-                                    library=self.lib)
+                                    library=self.lib, prompt_format=self.cfg.seqrec_format)
                 self.add(split_name, "seqrec", m, self.sid_map.sid_string(ex.target), ex.target, ex.user)
             if self.cfg.eval_translation_items > 0:
                 sample = _sample(self.sid_map.item_ids, self.cfg.eval_translation_items, self.cfg.seed, "items")
@@ -295,7 +324,10 @@ def task_builder(name: str, tasks: Iterable[str]):
 
 @task_builder("1_sequence", ("seqrec", "fusion_sid2title", "fusion_title2sid"))
 def _sequence_tasks(b: CorpusBuilder, tasks: list[str]) -> None:
-    b.seqrec_train(tasks)
+    if b.cfg.seqrec_format == "session" and "seqrec" in tasks:
+        b.seqrec_sessions()
+    if b.cfg.seqrec_format == "window" or {"fusion_sid2title", "fusion_title2sid"} & set(tasks):
+        b.seqrec_train(tasks)
 
 
 @task_builder("2_item", ("item2sid_title", "item2sid_description", "item2sid_full", "sid2item_title",

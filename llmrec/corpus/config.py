@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.config import load_config, option
+from llmrec.corpus.tasks import SEQREC_FORMATS
 from llmrec.corpus.templates import ALL_TASKS, TASK_FAMILIES
 from llmrec.io import LlmrecError
 from llmrec.registry import did_you_mean
@@ -26,7 +27,14 @@ class CorpusConfig:
     caps: dict[str, int] = option(default_factory=dict, help="at most this many training rows per task")
     repeats: dict[str, int] = option(default_factory=dict,
                                      help="item tasks: copies per item, each with its own paraphrase")
-    max_history: int = option(20, help="most recent items in a sliding window's history")
+    seqrec_format: str = option("window", choices=SEQREC_FORMATS,
+                                help="next-item rows: window = one row per target (its history in one user "
+                                "turn); session = one conversation per training sequence (chunks of "
+                                "max_history + 1 items), an assistant turn per item after the first, all "
+                                "trained in one pass (TRL assistant_only_loss); eval and serving prompt the "
+                                "model in the format it was trained on")
+    max_history: int = option(20, help="most recent items in a sliding window's history (session: items per "
+                              "prompt, so a training chunk holds max_history + 1 items)")
     fusion_max_history: int = option(10, help="history length of the fusion tasks")
     min_history: int = option(1, help="shortest history that makes a training window")
     seqrec_crops: int = option(0, help="extra copies of each training window whose history is cut to its most "
@@ -57,6 +65,9 @@ class CorpusConfig:
                     raise LlmrecError(f"{name}: task {task!r} is not among `tasks` {self.tasks}")
                 if n < (0 if name == "caps" else 1):
                     raise LlmrecError(f"{name}.{task} must be at least {0 if name == 'caps' else 1}, got {n}")
+        if self.seqrec_format == "session" and self.seqrec_crops:
+            raise LlmrecError("seqrec_crops apply to window rows only; set seqrec_crops: 0 with seqrec_format: "
+                              "session (a session already trains every position of the sequence)")
         for name in ("max_history", "fusion_max_history", "min_history"):
             if getattr(self, name) < 1:
                 raise LlmrecError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -1,7 +1,10 @@
 """Prompt builders for every task: fields in, chat messages out.
 
 `seqrec_messages` is THE prompt for next-item recommendation: the corpus (train/valid/test), eval,
-GRPO and serving all call it, so a model is always asked the same way it was trained.
+GRPO and serving all call it, so a model is always asked the same way it was trained. It has two
+formats (SEQREC_FORMATS): `window`, one user turn listing the history; `session`, a conversation whose
+first user turn names the oldest history item and whose assistant turns are the following items, so
+one training example (`seqrec_session`) teaches every next-item step of a sequence in one pass.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from llmrec.sid.sidmap import SidMap
 
 HISTORY_SEP = ", "
 Message = dict[str, str]
+#: window: the history in one user turn (one training row per target). session: the history as a
+#: conversation, one assistant turn per item after the first (one training row per sequence).
+SEQREC_FORMATS = ("window", "session")
+#: The short user turn between two items of a session (kept short: it is repeated once per item).
+SESSION_NEXT = "Next?"
 
 
 def clip_text(text: str, max_chars: int | None) -> str:
@@ -88,17 +96,43 @@ def completion_messages(text: str) -> list[Message]:
 
 def seqrec_messages(history_item_ids: Sequence[str], sid_map: SidMap, items: Mapping[str, Item] | None = None,
                     template_index: int | None = None, *, seed: int = 0, key: str | None = None,
-                    max_history: int | None = None, library: PromptLibrary | None = None) -> list[Message]:
+                    max_history: int | None = None, library: PromptLibrary | None = None,
+                    prompt_format: str = "window") -> list[Message]:
     """Next-item prompt from a history of item ids (oldest first): the one function every stage uses.
 
     `max_history` keeps the most recent items. With neither `template_index` nor `key`, paraphrase 0
     is used (what eval and serving use by default). `items` is accepted for a uniform signature with
-    the text tasks; the seqrec prompt itself shows Semantic IDs only.
+    the text tasks; the seqrec prompt itself shows Semantic IDs only. `prompt_format` (SEQREC_FORMATS)
+    is the format the model was trained on: `session` ends with a user turn after the last item, so
+    the rendered prompt asks for the next assistant turn exactly as in training.
     """
+    if prompt_format not in SEQREC_FORMATS:
+        raise LlmrecError(f"unknown seqrec prompt format {prompt_format!r}; use one of {SEQREC_FORMATS}")
     history = list(history_item_ids)
     if max_history is not None and max_history > 0:
         history = history[-max_history:]
     if not history:
         raise LlmrecError("seqrec prompt needs at least one history item.")
+    if prompt_format == "session":
+        prompt, turns = seqrec_session(history, sid_map, template_index=template_index, seed=seed, key=key,
+                                       library=library)
+        return prompt + turns + [{"role": "user", "content": SESSION_NEXT}] if turns else prompt
     return make_messages("seqrec", {"history": sid_history(history, sid_map)}, library=library,
                          template_index=template_index, seed=seed, key=key)
+
+
+def seqrec_session(item_ids: Sequence[str], sid_map: SidMap, *, template_index: int | None = None, seed: int = 0,
+                   key: str | None = None, library: PromptLibrary | None = None) -> tuple[list[Message], list[Message]]:
+    """(prompt, turns) of a session: the seqrec prompt over the first item, then one assistant turn
+    per later item (its SID) with a short user turn (SESSION_NEXT) between two of them. As a
+    training row, `turns` is the completion: every item after the first is an assistant turn."""
+    if not item_ids:
+        raise LlmrecError("a seqrec session needs at least one item.")
+    prompt = make_messages("seqrec", {"history": sid_of(sid_map, item_ids[0])}, library=library,
+                           template_index=template_index, seed=seed, key=key)
+    turns: list[Message] = []
+    for i, item_id in enumerate(item_ids[1:]):
+        if i:
+            turns.append({"role": "user", "content": SESSION_NEXT})
+        turns.append({"role": "assistant", "content": sid_of(sid_map, item_id)})
+    return prompt, turns

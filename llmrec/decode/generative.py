@@ -20,16 +20,24 @@ from llmrec.sid.sidmap import SidMap
 ItemScores = list[tuple[str, float]]
 
 
+def model_prompt_format(model) -> str:
+    """The seqrec prompt format a model was trained on (recorded by SFT in its config.json)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "llmrec_prompt_format", None) or "window"
+
+
 class GenerativeRecommender:
     """Recommend catalogue items with a fine-tuned LLM through trie-constrained decoding.
 
     `max_history` keeps the most recent items in a prompt; `template_index` picks the prompt
-    paraphrase (0: what eval and serving use); `num_beams` is the default beam width.
+    paraphrase (0: what eval and serving use); `num_beams` is the default beam width;
+    `prompt_format` (window | session) defaults to the format recorded in the model's config at
+    training time (`llmrec_prompt_format`; window for models that predate it).
     """
 
     def __init__(self, model, tokenizer, sid_map: SidMap, items: Mapping[str, Item] | None = None, *,
                  trie: SidTrie | None = None, max_history: int | None = None, template_index: int = 0,
-                 num_beams: int = 20):
+                 num_beams: int = 20, prompt_format: str | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.sid_map = sid_map
@@ -37,6 +45,7 @@ class GenerativeRecommender:
         self.max_history = max_history
         self.template_index = template_index
         self.num_beams = num_beams
+        self.prompt_format = prompt_format or model_prompt_format(model)
         self.trie = trie or SidTrie(sid_map, tokenizer, device=next(model.parameters()).device)
 
     @classmethod
@@ -55,7 +64,7 @@ class GenerativeRecommender:
         behavior_item task when a target behavior is asked for."""
         if behavior is None:
             msgs = seqrec_messages(history_ids, self.sid_map, self.items, template_index=self.template_index,
-                                   max_history=self.max_history)
+                                   max_history=self.max_history, prompt_format=self.prompt_format)
         else:
             lib = load_templates()
             hist = list(history_ids)[-self.max_history:] if self.max_history else list(history_ids)

@@ -29,6 +29,7 @@ from trl import GRPOConfig, GRPOTrainer
 from llmrec.config import validate_config
 from llmrec.corpus import render_prompt
 from llmrec.decode import GenerativeRecommender, SidTrie
+from llmrec.decode.generative import model_prompt_format
 from llmrec.eval.runner import LLMRanker
 from llmrec.io import LlmrecError, write_json
 from llmrec.llm import load_model
@@ -53,7 +54,7 @@ from llmrec.train.validation import ValidationCallback
 log = logging.getLogger(__name__)
 
 
-def build_rl_dataset(inputs, settings: GRPOSettings, seed: int):
+def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: str = "window"):
     """seqrec prompts from the training split (last window of a random subset of training events)
     plus item2sid prompts; columns: prompt (messages), target, history, task."""
     from datasets import Dataset
@@ -66,7 +67,8 @@ def build_rl_dataset(inputs, settings: GRPOSettings, seed: int):
     rng.shuffle(examples)
     rows = []
     for ex in examples[: settings.num_seqrec]:
-        rows.append({"prompt": seqrec_messages(ex.history, inputs.sid_map, items, template_index=0),
+        rows.append({"prompt": seqrec_messages(ex.history, inputs.sid_map, items, template_index=0,
+                                               prompt_format=prompt_format),
                      "target": ex.target, "history": ex.history, "task": "seqrec"})
     with_title = [i for i, it in items.items() if it.title and i in inputs.sid_map]
     rng.shuffle(with_title)
@@ -153,7 +155,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         model = merge_adapter(model)  # a fresh adapter on top of the SFT weights (plain models unchanged)
     settings = recipe.grpo
     cfg = recipe.train
-    dataset = build_rl_dataset(inputs, settings, cfg.seed)
+    dataset = build_rl_dataset(inputs, settings, cfg.seed, model_prompt_format(model))
     trie = SidTrie(sid_map, tokenizer, device=model.device)
     decoder = CompletionItems.from_tokenizer(tokenizer, sid_map)
     reward_funcs, weights = build_rewards(RewardContext(decoder, settings, run_dir, sid_map, inputs.prepared))

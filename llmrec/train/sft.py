@@ -56,7 +56,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     validate_config(recipe)  # every field checked before torch, data or a model load
     from trl import SFTConfig
 
-    from llmrec.corpus import load_corpus
+    from llmrec.corpus import load_corpus, load_corpus_manifest
     from llmrec.llm import load_base, load_model
 
     inputs = load_run_inputs(recipe.run)
@@ -76,6 +76,12 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
                                      trust_remote_code=recipe.model.trust_remote_code,
                                      load_in_4bit=recipe.model.load_in_4bit, tiny_config=_tiny_config(recipe))
     load_s = time.time() - t0
+    seqrec_format = load_corpus_manifest(corpus_dir).get("config", {}).get("seqrec_format", "window")
+    multi_turn = seqrec_format == "session"
+    if multi_turn:  # every assistant turn is trained, user turns between them are not
+        tokenizer.chat_template = training_chat_template(tokenizer)
+    # Recorded in config.json: GenerativeRecommender prompts the model in the format it learnt.
+    model.config.llmrec_prompt_format = seqrec_format
     freeze_for_mode(model, recipe.adapter.mode)
 
     cfg = recipe.train
@@ -85,6 +91,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         max_length=cfg.max_length,
         packing=cfg.packing,
         completion_only_loss=True,
+        assistant_only_loss=multi_turn,
         eval_strategy="steps" if (eval_ds is not None and cfg.eval_steps) else "no",
         eval_steps=cfg.eval_steps,
         # Tokenising a large corpus in one process takes minutes on a small CPU.
@@ -137,6 +144,58 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         write_json(out_dir / "log_history.json", trainer.state.log_history)
         _plot_losses(trainer.state.log_history, out_dir / "loss.png")
     return summary
+
+
+# SmolLM2-Instruct's ChatML (default system turn) with the assistant reply inside generation markers;
+# TRL 1.16 ships marked versions of Qwen2.5/Qwen3/Llama 3/... templates but not this one.
+_SMOLLM2_MARKED = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    "<|im_end|>\\n' }}{% endif %}{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\\n' }}"
+    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
+    "{% else %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+_PROBE_CHAT = [{"role": "system", "content": "s"}, {"role": "user", "content": "u1"},
+               {"role": "assistant", "content": "a1"}, {"role": "user", "content": "u2"},
+               {"role": "assistant", "content": "a2"}]
+
+
+def training_chat_template(tokenizer) -> str:
+    """The tokenizer's chat template with `{% generation %}` markers around assistant replies, rendering
+    every conversation exactly as the original does (checked on a probe with and without a system
+    turn): the original when it is marked already (the tiny preset's), else TRL's patched template,
+    else our marked SmolLM2 template. The model is saved with it, so eval and serving render the same."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    from llmrec.io import LlmrecError
+
+    original = tokenizer.chat_template
+    if isinstance(original, str) and has_generation_markers(original):
+        return original
+    candidates = [_SMOLLM2_MARKED]
+    try:
+        patched = get_training_chat_template(tokenizer)
+        candidates.insert(0, patched or original)
+    except ValueError:
+        pass
+
+    def render(template: str, messages: list[dict], gen: bool) -> str:
+        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                             add_generation_prompt=gen)
+
+    probes = [(_PROBE_CHAT, False), (_PROBE_CHAT[1:], False), (_PROBE_CHAT[1:4], True)]
+    for cand in candidates:
+        try:
+            same = all(render(cand, m, g) == render(original, m, g) for m, g in probes)
+        except Exception:  # noqa: BLE001 - a template that cannot render the probe is not a match
+            same = False
+        if same and has_generation_markers(cand):
+            return cand
+    raise LlmrecError(f"{getattr(tokenizer, 'name_or_path', 'this model')}: its chat template has no "
+                      "{% generation %} markers and none known renders it identically; seqrec_format: session "
+                      "needs them (assistant-only loss). Add the markers to the template, or use "
+                      "seqrec_format: window.")
 
 
 def _tiny_config(recipe: SFTRecipe):
