@@ -248,30 +248,38 @@ def _last(history: list[dict], key: str):
 
 
 def _plot(history: list[dict], validation: list[dict], path: Path, kept_step: int | None = None) -> None:
+    """grpo.png: reward (and KL on a second axis) per step, with a legend and labelled axes; a validation
+    panel only when validation ran."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    val_keys = [k for k in ("NDCG@10", "HR@10") if any(k in v for v in validation)]
+    fig, axes = plt.subplots(1, 2 if val_keys else 1, figsize=(10 if val_keys else 5.5, 3.5), squeeze=False)
+    ax = axes[0][0]
     steps = [h["step"] for h in history if "reward" in h]
-    axes[0].plot(steps, [h["reward"] for h in history if "reward" in h], label="reward mean")
+    lines = ax.plot(steps, [h["reward"] for h in history if "reward" in h], label="reward (mean of the group)")
     kl = [(h["step"], h["kl"]) for h in history if "kl" in h]
     if kl:
-        ax2 = axes[0].twinx()
-        ax2.plot(*zip(*kl), color="tab:red", alpha=0.6, label="KL")
+        ax2 = ax.twinx()
+        lines += ax2.plot(*zip(*kl), color="tab:red", alpha=0.6, label="KL to the reference")
         ax2.set_ylabel("KL")
-    axes[0].set_xlabel("step")
-    axes[0].set_title("GRPO reward")
-    for key in ("NDCG@10", "HR@10"):
-        pts = [(v["step"], v[key]) for v in validation if key in v]
-        if pts:
-            axes[1].plot(*zip(*pts), "o-", label=key)
-    if kept_step is not None:
-        axes[1].axvline(kept_step, color="grey", linestyle="--", label=f"kept (step {kept_step})")
-    axes[1].set_xlabel("step")
-    axes[1].set_title("validation")
-    axes[1].legend()
+    ax.set_xlabel("step")
+    ax.set_ylabel("reward")
+    ax.set_title("GRPO training")
+    ax.legend(lines, [ln.get_label() for ln in lines], loc="best", fontsize=8)
+    if val_keys:
+        vx = axes[0][1]
+        for key in val_keys:
+            pts = [(v["step"], v[key]) for v in validation if key in v]
+            vx.plot(*zip(*pts), "o-", label=key)
+        if kept_step is not None:
+            vx.axvline(kept_step, color="grey", linestyle="--", label=f"kept (step {kept_step})")
+        vx.set_xlabel("step")
+        vx.set_ylabel("validation metric")
+        vx.set_title("validation")
+        vx.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
