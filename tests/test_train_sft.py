@@ -134,3 +134,35 @@ def test_recipe_numbers_written_without_a_dot_are_numbers(tmp_path):
     assert recipe.train.learning_rate == 1e-4 and recipe.train.weight_decay == 0.01 and recipe.train.max_steps == 5
     with pytest.raises(LlmrecError, match="train.learning_rate"):
         load_recipe(SFTRecipe, path, ["train.learning_rate=fast"])
+
+
+def test_time_schedule_spans_the_wall_time_budget():
+    """schedule_by=time: warmup then cosine/linear decay laid over max_minutes, whatever the step count."""
+    import pytest
+
+    from llmrec.train.answer_loss import time_schedule
+
+    now = [100.0]
+    f = time_schedule("cosine", 0.1, 60.0, clock=lambda: now[0])
+    assert f(0) == pytest.approx(1e-3)  # the clock starts at the first call (the scheduler's creation)
+    now[0] = 103.0
+    assert f(7) == pytest.approx(0.5)  # half-way through the warmup
+    now[0] = 106.0 + 27.0
+    assert f(50) == pytest.approx(0.5)  # half-way through the decay
+    now[0] = 1000.0
+    assert f(99) == pytest.approx(0.0)
+    g = time_schedule("linear", 0.0, 10.0, clock=lambda: now[0])
+    assert g(0) == pytest.approx(1.0)
+    now[0] += 2.5
+    assert g(1) == pytest.approx(0.75)
+
+
+def test_time_schedule_needs_a_budget():
+    import pytest
+
+    from llmrec.config import validate_config
+    from llmrec.io import LlmrecError
+    from llmrec.train.config import TrainConfig
+
+    with pytest.raises(LlmrecError, match="max_minutes"):
+        validate_config(TrainConfig(schedule_by="time"))

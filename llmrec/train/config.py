@@ -73,7 +73,11 @@ class TrainConfig:
     max_minutes: float | None = option(None, help="stop cleanly after this wall time (a checkpoint is saved)")
     learning_rate: float = option(2e-4, help="peak learning rate")
     lr_scheduler: str = option("cosine", help="transformers scheduler name", choices=LR_SCHEDULERS)
-    warmup_ratio: float = option(0.03, help="share of steps spent warming up")
+    warmup_ratio: float = option(0.03, help="share of steps (or of max_minutes) spent warming up")
+    schedule_by: str = option("steps", choices=("steps", "time"),
+                              help="time (SFT): the lr schedule (linear/cosine/constant + warmup) runs over "
+                              "max_minutes of wall time, so a budget-bound run always completes its schedule "
+                              "whatever the corpus size or machine speed; steps: over the planned steps")
     weight_decay: float = option(0.0, help="AdamW weight decay")
     batch_size: int = option(16, help="examples per device per step")
     grad_accum: int = option(1, help="gradient accumulation steps")
@@ -97,6 +101,11 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "eval_batch_size", "max_length", "logging_steps", "save_steps"):
             if getattr(self, name) < 1:
                 raise LlmrecError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.schedule_by == "time" and not self.max_minutes:
+            raise LlmrecError("train.schedule_by=time needs train.max_minutes (the schedule spans that budget)")
+        if self.schedule_by == "time" and self.lr_scheduler not in ("linear", "cosine", "constant"):
+            raise LlmrecError(f"train.schedule_by=time supports lr_scheduler linear, cosine or constant, "
+                              f"not {self.lr_scheduler!r}")
         if self.learning_rate < 0:
             raise LlmrecError(f"train.learning_rate must be >= 0, got {self.learning_rate}")
         packages = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow",

@@ -72,7 +72,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
                                          load_in_4bit=recipe.model.load_in_4bit)
     else:
         model, tokenizer = load_base(recipe.model.preset, sid_map=inputs.sid_map, items=inputs.prepared.items,
-                                     init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
+                                     extra_texts=_prompt_texts(corpus_dir), init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
                                      trust_remote_code=recipe.model.trust_remote_code,
                                      load_in_4bit=recipe.model.load_in_4bit, tiny_config=_tiny_config(recipe))
     load_s = time.time() - t0
@@ -108,6 +108,8 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         peft_config=peft_config_for(recipe.adapter),
         callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map)],
     )
+    if cfg.schedule_by == "time":
+        trainer.time_budget = (cfg.lr_scheduler, cfg.warmup_ratio, cfg.max_minutes * 60.0)
     resume = latest_checkpoint(out_dir, recipe.resume)
     if recipe.resume is True and resume is None:
         log.info("no checkpoint in %s; starting fresh", out_dir)
@@ -196,6 +198,19 @@ def training_chat_template(tokenizer) -> str:
                       "{% generation %} markers and none known renders it identically; seqrec_format: session "
                       "needs them (assistant-only loss). Add the markers to the template, or use "
                       "seqrec_format: window.")
+
+
+def _prompt_texts(corpus_dir: Path) -> list[str]:
+    """The prompt templates' words, for the tiny preset's tokenizer (trained from scratch): frequent
+    enough to become whole tokens, so prompts stay short, and text to train on at all when the
+    catalogue has none (sequence-only datasets). Other presets ignore them."""
+    from llmrec.corpus import load_corpus_manifest, load_templates
+    from llmrec.corpus.tasks import SESSION_NEXT
+
+    prompts_dir = load_corpus_manifest(corpus_dir).get("config", {}).get("prompts_dir")
+    lib = load_templates(prompts_dir)
+    texts = [t.system for t in lib.tasks.values()] + [p for t in lib.tasks.values() for p in t.paraphrases]
+    return (texts + [SESSION_NEXT]) * 4
 
 
 def _tiny_config(recipe: SFTRecipe):
