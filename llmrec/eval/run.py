@@ -29,6 +29,7 @@ from llmrec.eval.runner import (
     breakdown_table,
     compare_table,
     evaluate,
+    llm_ranker_name,
     paired_comparisons,
     significance_table,
 )
@@ -56,12 +57,6 @@ class EvalReport:
             if r["ranker"] == ranker:
                 return r["metrics"]
         raise KeyError(f"no ranker {ranker!r}; have {[r['ranker'] for r in self.results]}")
-
-
-def llm_ranker_name(model_dir: str | Path) -> str:
-    """'llm-sft' for RUN/sft/model (the stage folder names the model), else 'llm-<folder>'."""
-    p = Path(model_dir)
-    return f"llm-{p.parent.name if p.name == 'model' else p.name}"
 
 
 def safe_name(name: str) -> str:

@@ -248,6 +248,12 @@ def compare_table(metrics_list: Sequence[dict], ks: Sequence[int] | None = None)
     return "\n".join(lines) + "\n"
 
 
+def llm_ranker_name(model_dir: str | Path) -> str:
+    """'llm-sft' for RUN/sft/model (the stage folder names the model), else 'llm-<folder>'."""
+    p = Path(model_dir)
+    return f"llm-{p.parent.name if p.name == 'model' else p.name}"
+
+
 class LLMRanker:
     """`Ranker` over a fine-tuned LLM: the seqrec prompt -> trie-constrained beam search -> item ids
     (through decode.GenerativeRecommender). Loads the model on first use. Its config carries a
@@ -263,7 +269,7 @@ class LLMRanker:
         self.exclude_history = exclude_history
         self.max_history = max_history
         self.device = device
-        self.name = name or f"llm-{self.model_dir.name}"
+        self.name = name or llm_ranker_name(self.model_dir)
         self._rec: GenerativeRecommender | None = None
         self._weights: str | None = None
 
