@@ -5,10 +5,10 @@ import random
 import pytest
 import torch
 
-from llmrec.data.records import Example
 from llmrec.baselines.popular import MostPopular
+from llmrec.baselines.sasrec import SASRec, SASRecConfig, SASRecRanker, train_sasrec, training_windows
+from llmrec.data.records import Example
 from llmrec.eval.metrics import ranking_metrics
-from llmrec.baselines.sasrec import SASRec, SASRecConfig, SASRecRanker, _training_windows, train_sasrec
 
 
 def _pattern_data(n_items=30, n_users=200, seed=0):
@@ -71,6 +71,6 @@ def test_exclude_history_and_windows(trained):
     for e, r in zip(test[:5], ranked):
         assert not set(r) & set(e.history) and len(r) == 10
     # every next-item target of a long sequence is used exactly once
-    wins = _training_windows([list(range(1, 121))], max_len=50)
+    wins = training_windows([list(range(1, 121))], max_len=50)
     targets = sorted(t for w in wins for t in w[1:])
     assert targets == list(range(2, 121)) and max(len(w) for w in wins) == 51
