@@ -24,12 +24,12 @@ def _load_tokenizer(path: str | None):
 
 
 def _build(args: argparse.Namespace) -> int:
+    config = config_from_args(CorpusConfig, args)  # checked before anything heavy is imported or read
     from llmrec.corpus.build import build_corpus_with_manifest, save_corpus
     from llmrec.data.pairing import check_sid_for_data
     from llmrec.data.store import load_prepared
     from llmrec.sid.sidmap import SidMap
 
-    config = config_from_args(CorpusConfig, args)  # checked before anything is read
     run = RunDir(args.run)
     out = prepare_output(args.out or run.corpus, "corpus", protect=[run.root, run.data, run.sid])
     if not run.sid_map.exists():

@@ -13,9 +13,9 @@ FLAGS = ("run", ("models", "--model"), "split", "baselines", ("ks", "--k"), "num
 
 
 def _run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(EvalConfig, args)  # checked before torch and the models are imported
     from llmrec.eval.run import run_eval
 
-    cfg = config_from_args(EvalConfig, args)
     report = run_eval(cfg)
     print(report.table)
     print(f"wrote {report.out_dir / 'metrics.json'}, {report.out_dir / 'comparison.md'}, "
