@@ -54,6 +54,6 @@ def test_eval_cli_writes_everything(run_dir, capsys):
 
 def test_eval_cli_errors(run_dir, capsys):
     assert main(["eval", "--run", str(run_dir), "--baselines", "bogus"]) == 1
-    assert "baselines: 'bogus' is not one of popular" in capsys.readouterr().err
+    assert "baselines: unknown baseline 'bogus'; choose one of h2rec, popular" in capsys.readouterr().err
     assert main(["eval", "--run", str(run_dir / "nope"), "--baselines", "popular"]) == 1
     assert main(["eval", "--run", str(run_dir), "--k", "0,5"]) == 1

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmrec.baselines.registry import BASELINES
 from llmrec.config import option
 from llmrec.io import LlmrecError
-
-KNOWN_BASELINES = ("popular", "sasrec")
 
 
 @dataclass
@@ -18,7 +17,8 @@ class EvalConfig:
     models: list[str] = option(default_factory=list, help="fine-tuned model folders (e.g. RUN/sft/model)")
     split: str = option("test", help="held-out split", choices=("test", "valid"))
     baselines: list[str] = option(default_factory=lambda: ["popular", "sasrec"],
-                                  help="baselines to rank beside the models ([] for none)", choices=KNOWN_BASELINES)
+                                  help="baselines to rank beside the models ([] for none): popular, sasrec, "
+                                       "sasrec-sid, h2rec or package.module:attr", choices=BASELINES)
     ks: list[int] = option(default_factory=lambda: [1, 3, 5, 10, 20], help="cutoffs for HR@K / NDCG@K")
     num_beams: int = option(20, help="beams for the LLM ranker (>= max K)")
     limit: int | None = option(None, help="evaluate only the first N examples (written under limit-N/)")

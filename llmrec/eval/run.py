@@ -16,23 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmrec.baselines.popular import MostPopular
-from llmrec.baselines.sasrec import SASRecRanker, cached_sasrec
+from llmrec.baselines.registry import BaselineContext, baseline_config, build_baseline, get_spec
 from llmrec.config import save_config, validate_config
 from llmrec.data.pairing import check_model_for_run
 from llmrec.data.store import PreparedData, load_prepared
 from llmrec.eval.config import EvalConfig
 from llmrec.eval.metrics import transition_labels
 from llmrec.eval.plots import plot_metrics
-from llmrec.eval.runner import (
-    LLMRanker,
-    breakdown_table,
-    compare_table,
-    evaluate,
-    llm_ranker_name,
-    paired_comparisons,
-    significance_table,
-)
+from llmrec.eval.report import comparison_report, target_groups
+from llmrec.eval.runner import LLMRanker, evaluate, llm_ranker_name
 from llmrec.eval.translation import run_translation
 from llmrec.io import LlmrecError, atomic_path, write_json
 from llmrec.rundir import RunDir
@@ -63,20 +55,18 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _rankers(cfg: EvalConfig, run: RunDir, prepared: PreparedData) -> list[tuple[Any, dict, int]]:
+def _rankers(cfg: EvalConfig, run: RunDir, prepared: PreparedData,
+             progress: bool = True) -> list[tuple[Any, dict, int]]:
     """(ranker, extra metrics fields, default batch size) for every baseline and model asked for."""
     for model_dir in cfg.models:  # a model trained on other data is refused before anything runs
         check_model_for_run(model_dir, prepared=prepared, run=run.root)
-    popularity = prepared.split.item_popularity()
     out: list[tuple[Any, dict, int]] = []
-    for b in cfg.baselines:
-        if b == "popular":
-            out.append((MostPopular(popularity, list(prepared.items), exclude_history=cfg.exclude_history), {}, 4096))
-        elif b == "sasrec":
-            model, info = cached_sasrec(run.root, prepared, epochs=cfg.sasrec_epochs, seed=cfg.seed,
-                                        retrain=cfg.retrain_baselines)
-            out.append((SASRecRanker(model, exclude_history=cfg.exclude_history),
-                        {"train": {k: v for k, v in info.items() if k != "history"}}, 512))
+    ctx = BaselineContext(run=run.root, prepared=prepared, exclude_history=cfg.exclude_history, seed=cfg.seed,
+                          retrain=cfg.retrain_baselines, progress=progress)
+    for b in cfg.baselines:  # by name from llmrec.baselines.registry (trained ones cached in RUN/baselines/)
+        values = {"epochs": cfg.sasrec_epochs} if b == "sasrec" and cfg.sasrec_epochs else None
+        built = build_baseline(b, ctx, baseline_config(b, values=values))
+        out.append((built.ranker, built.info, built.batch_size))
     for model_dir in cfg.models:
         out.append((LLMRanker(model_dir, prepared.items, num_beams=cfg.num_beams, name=llm_ranker_name(model_dir),
                               exclude_history=cfg.exclude_history), {}, 16))
@@ -107,7 +97,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> EvalReport:
               "tail_frac": cfg.tail_frac, "progress": progress,
               "transitions": transition_labels([e.history for e in examples], [e.target for e in examples],
                                                [[x.item for x in seq] for seq in split.train.values()])}
-    rankers = _rankers(cfg, run, prepared)
+    rankers = _rankers(cfg, run, prepared, progress)
     results, rankings = [], {}
     for ranker, extra, default_bs in rankers:
         t0 = time.time()
@@ -123,13 +113,11 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> EvalReport:
         translation = run_translation(cfg.models, prepared.items, cfg.translation, cfg.seed,
                                       {llm_ranker_name(m): out_root / safe_name(llm_ranker_name(m)) for m in cfg.models},
                                       corpus_dir=run.corpus)
-    metric = f"NDCG@{10 if 10 in ks else max(ks)}"
-    references = [r.name for r, _, _ in rankers[:len(cfg.baselines)]]
-    paired = paired_comparisons(rankings, [e.target for e in examples], references, metric=metric, seed=cfg.seed)
-    table = compare_table(results, ks)
-    if paired:
-        table += "\n" + significance_table(paired)
-    table += "\n" + breakdown_table(results, metric)
+    references = [r.name for (r, _, _), b in zip(rankers, cfg.baselines) if get_spec(b).reference]
+    targets = [e.target for e in examples]
+    table, paired = comparison_report(results, rankings, targets, references, ks=ks, seed=cfg.seed,
+                                      groups=target_groups(targets, common["popularity"], catalogue,
+                                                           cfg.head_frac, cfg.tail_frac))
     write_json(out_root / "metrics.json", {"format": "llmrec.eval-combined/1", "split": cfg.split,
                                            "data_fingerprint": prepared.fingerprint, "rankers": results,
                                            "paired": paired, "translation": translation})

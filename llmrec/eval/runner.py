@@ -24,11 +24,12 @@ from tqdm.auto import tqdm
 
 from llmrec.data.records import Example, Item
 from llmrec.decode import GenerativeRecommender
-from llmrec.eval.metrics import (
-    DEFAULT_KS,
-    compute_metrics,
-    example_metrics,
-    paired_bootstrap,
+from llmrec.eval.metrics import DEFAULT_KS, compute_metrics
+from llmrec.eval.report import (  # noqa: F401 (the report tables live in report.py; re-exported)
+    breakdown_table,
+    compare_table,
+    paired_comparisons,
+    significance_table,
 )
 from llmrec.io import LlmrecError, read_json, sha256_json, weights_fingerprint, write_json
 
@@ -173,79 +174,6 @@ def evaluate(ranker: Ranker, examples: Sequence[Example], *, ks: Sequence[int] =
 
             plot_metrics([result], out_dir / PLOT, title=f"{ranker.name} ({split}, n={len(examples)})")
     return (result, rankings) if return_rankings else result
-
-
-def paired_comparisons(rankings: Mapping[str, Sequence[Sequence[str]]], targets: Sequence[str],
-                       references: Sequence[str], *, metric: str = "NDCG@10", n_boot: int = 1000,
-                       seed: int = 0) -> list[dict]:
-    """Every ranker that is not a reference against every reference, on the same examples: the
-    paired bootstrap of the per-example `metric` (see metrics.paired_bootstrap)."""
-    _, _, cut = metric.partition("@")
-    ks = [int(cut)] if cut else list(DEFAULT_KS)
-    per = {r: [example_metrics(ranked, t, ks)[metric] for ranked, t in zip(lists, targets)]
-           for r, lists in rankings.items()}
-    out = []
-    for r in rankings:
-        if r in references:
-            continue
-        for ref in references:
-            if ref in per:
-                out.append({"ranker": r, "reference": ref, "metric": metric,
-                            **paired_bootstrap(per[r], per[ref], n_boot=n_boot, seed=seed)})
-    return out
-
-
-def significance_table(rows: Sequence[dict]) -> str:
-    """Markdown table of paired_comparisons() rows."""
-    if not rows:
-        return ""
-    lines = [f"Paired bootstrap over examples ({rows[0]['n_boot']} resamples): ranker minus reference.\n",
-             "| ranker | reference | metric | difference | 95% interval | resamples not better |",
-             "|---|---|---|---:|---|---:|"]
-    for r in rows:
-        lo, hi = r["ci95"]
-        lines.append(f"| {r['ranker']} | {r['reference']} | {r['metric']} | {r['diff']:+.4f} | "
-                     f"[{lo:+.4f}, {hi:+.4f}] | {r['p_not_better']:.3f} |")
-    return "\n".join(lines) + "\n"
-
-
-def breakdown_table(metrics_list: Sequence[dict], metric: str = "NDCG@10") -> str:
-    """Markdown table of `metric` per target popularity group and per transition group (the groups
-    each result has; counts in the header come from the first result)."""
-    def groups(m: dict, section: str) -> dict:
-        return m.get("popularity", {}).get("groups", {}) if section == "popularity" else m.get(section, {})
-
-    first = metrics_list[0] if metrics_list else {}
-    cols = [(section, g, f"{g} {label} (n={v['n']})")
-            for section, label in (("popularity", "target"), ("transitions", "transition"))
-            for g, v in groups(first, section).items() if v["n"]]
-    if not cols:
-        return ""
-    title = (f"{metric} by target group (popularity from training counts; a 'seen' transition is a "
-             "last-history-item -> target step that occurs in training).\n")
-    lines = [title, "| ranker | " + " | ".join(c[2] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
-    for m in metrics_list:
-        cells = [f"{groups(m, s)[g][metric]:.4f}" if g in groups(m, s) else "" for s, g, _ in cols]
-        lines.append(f"| {m['ranker']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def compare_table(metrics_list: Sequence[dict], ks: Sequence[int] | None = None) -> str:
-    """Markdown table: one row per ranker, HR@K / NDCG@K columns, then MRR, valid rate, coverage@max K."""
-    if not metrics_list:
-        return ""
-    ks = list(ks) if ks is not None else sorted(set.intersection(*(set(m["ks"]) for m in metrics_list)))
-    kmax = max(ks)
-    cols = [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks] + ["MRR"]
-    head = ["ranker", "n"] + cols + ["valid", f"cov@{kmax}"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
-    for m in metrics_list:
-        cov = m.get("coverage", {}).get(f"@{kmax}")
-        row = [str(m.get("ranker", "?")), str(m.get("n_examples", ""))]
-        row += [f"{m['metrics'][c]:.4f}" for c in cols]
-        row += [f"{m['valid_rate']:.3f}" if "valid_rate" in m else "", f"{cov:.3f}" if cov is not None else ""]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def llm_ranker_name(model_dir: str | Path) -> str:
