@@ -80,9 +80,15 @@ def test_unknown_title_lists_close_matches(rec):
 
 
 def test_behavior_prompt(rec):
-    out = rec.recommend(["49", "53"], behavior="buy", k=3)
+    from llmrec.serve import Recommender
+
+    with_buy = Recommender(rec.model, rec.tokenizer, rec.sid_map, rec.items,
+                           config={**rec.config, "behaviors": ["buy", "pv"]})
+    out = with_buy.recommend(["49", "53"], behavior="buy", k=3)
     assert len(out) == 3
-    assert "buy" in rec.prompt(["49"], behavior="buy")
+    assert "buy" in with_buy.prompt(["49"], behavior="buy")
+    with pytest.raises(LlmrecError, match="knows buy, pv"):
+        with_buy.recommend(["49"], behavior="cart", k=3)
 
 
 def test_chat_typo_phrase_and_sids(rec):

@@ -12,6 +12,7 @@ Two entry points:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -110,9 +111,13 @@ class TitleResolver:
         self.by_norm: dict[str, list[str]] = {}
         for i, n in zip(self.ids, self.norm):
             self.by_norm.setdefault(n, []).append(i)
-        # longest first, so a title that contains a shorter one wins the overlap
-        self._scan = sorted((n for n in self.by_norm if len(n) >= SCAN_MIN_CHARS and " " in n), key=len,
-                            reverse=True)
+        # titles scanned for inside messages, found through their first two words (a message is looked up
+        # word pair by word pair, not every title searched for in every message)
+        self._scan: dict[tuple[str, str], list[str]] = {}
+        for n in self.by_norm:
+            if len(n) >= SCAN_MIN_CHARS and " " in n:
+                w = n.split(" ", 2)
+                self._scan.setdefault((w[0], w[1]), []).append(n)
         self.encoder_name = encoder
         self.use_embeddings = use_embeddings
         self.fuzzy_threshold = fuzzy_threshold
@@ -264,11 +269,11 @@ class TitleResolver:
         and not overlapping: (match, start, end) with offsets into the message."""
         norm, offs = _normalize_with_offsets(message)
         padded = f" {norm} "
+        words = norm.split(" ")
+        cands = {t for pair in itertools.pairwise(words) for t in self._scan.get(pair, ())}
         taken: list[tuple[int, int]] = []
         out = []
-        for t in self._scan:
-            if t not in norm:
-                continue
+        for t in sorted(cands, key=len, reverse=True):  # longest first: a title holding a shorter one wins
             start = padded.find(f" {t} ")
             while start != -1:
                 a, b = start, start + len(t)  # offsets in norm
