@@ -92,9 +92,9 @@ def run_encode(args: argparse.Namespace) -> int:
     from llmrec.sid.encode import encode_new_items
 
     if args.items:
-        from llmrec.data.loaders import load_dataset
+        from llmrec.sid.encode import load_item_json
 
-        items = load_dataset(args.items)
+        items = load_item_json(args.items)
     else:
         from llmrec.data.loaders import load_dataset
 

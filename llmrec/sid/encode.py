@@ -27,6 +27,13 @@ from llmrec.sid.sidmap import SidMap
 ENCODABLE_SOURCES = ("text", "npy")  # sources whose vectors mean the same for a new item
 
 
+def load_item_json(path: str | Path) -> dict[str, Item]:
+    """Items of an LC-Rec style X.item.json ({item_id: {title, description, brand, categories}})."""
+    from llmrec.data.formats.lcrec import _items_from_json
+
+    return _items_from_json(Path(path))
+
+
 def _free(code: tuple[int, ...], taken: set[tuple[int, ...]], prefixes: set[tuple[int, ...]]) -> bool:
     return code not in prefixes and not any(code[:k] in taken for k in range(1, len(code) + 1))
 

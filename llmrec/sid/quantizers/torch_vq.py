@@ -239,7 +239,7 @@ def fit_module(module: nn.Module, X: np.ndarray, loss_fn: Callable[[torch.Tensor
             if "restarts" in acc:
                 row["restarts"] = acc["restarts"]
             history.append(row)
-            bar.set_postfix(loss=f"{row['loss']:.4g}")
+            bar.set_postfix(loss=f"{row['loss']:.4g}", refresh=False)
             acc, seen = {}, 0
         if s.max_minutes and time.perf_counter() - t0 > 60 * s.max_minutes:
             break

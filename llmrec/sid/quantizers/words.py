@@ -8,9 +8,10 @@ numeric disambiguation token (`<d_0>`, `<d_1>`, ...).
 How words are chosen, level by level (codebook_size = words kept per level):
 1. a first pass gives every item the word of its text (not chosen yet) that is most common among
    the items sharing its prefix so far (level 0: most common overall), like a decision tree that
-   splits on the most frequent word;
-2. the level's vocabulary is the `codebook_size - 1` words used most in that pass, scored by
-   their use; each item then takes its best-scoring vocabulary word (`other` if it has none).
+   splits on the most frequent word; the last level instead takes the item's rarest word (the most
+   specific one: a model number, a brand), which is what makes word IDs nearly unique;
+2. the level's vocabulary is the `codebook_size - 1` words used most in that pass; each item then
+   takes its vocabulary word with the highest use (last level: the rarest), `other` if it has none.
 Step 2 is also how `encode` reads new items, so re-encoding an item gives its code again.
 """
 
@@ -50,6 +51,7 @@ def words_of(text: str, min_len: int = 3) -> list[str]:
 @dataclass
 class WordsSettings:
     min_len: int = option(3, help="shortest word kept")
+    max_df: float = option(0.1, help="leave out words on more than this share of items (inch, pack, ...)")
 
 
 @QUANTIZERS.register("words")
@@ -81,7 +83,10 @@ class Words(BaseQuantizer):
 
     def _fit(self, texts: Any, collab: np.ndarray | None) -> np.ndarray:
         docs = self._texts(texts)
-        self.df = dict(Counter(w for d in docs for w in d))
+        df = Counter(w for d in docs for w in d)
+        too_common = {w for w, n in df.items() if n > self.s.max_df * len(docs)}
+        docs = [[w for w in d if w not in too_common] for d in docs]
+        self.df = {w: n for w, n in df.items() if w not in too_common}
         chosen: list[list[str]] = [[] for _ in docs]
         self.vocab, self.scores = [], []
         for lvl, K in enumerate(self.level_sizes):
@@ -89,10 +94,13 @@ class Words(BaseQuantizer):
             for d, c in zip(docs, chosen):
                 groups[tuple(c)].update(w for w in d if w not in c)
             usage: Counter = Counter()
+            last = lvl == len(self.level_sizes) - 1
             for d, c in zip(docs, chosen):
                 g = groups[tuple(c)]
                 cands = [w for w in d if w not in c]
-                if cands:
+                if cands and last:
+                    usage[min(cands, key=lambda w: (g[w], self.df[w], w))] += 1
+                elif cands:
                     usage[max(cands, key=lambda w: (g[w], self.df[w], w))] += 1
             keep = sorted(usage, key=lambda w: (-usage[w], w))[:max(K - 1, 1)]
             self.vocab.append(sorted(keep))
@@ -106,7 +114,11 @@ class Words(BaseQuantizer):
     def _pick(self, doc: list[str], chosen: list[str], lvl: int) -> str:
         score = self.scores[lvl]
         cands = [w for w in doc if w in score and w not in chosen]
-        return max(cands, key=lambda w: (score[w], self.df.get(w, 0), w)) if cands else FILLER
+        if not cands:
+            return FILLER
+        if lvl == len(self.level_sizes) - 1 and lvl > 0:  # the most specific word
+            return min(cands, key=lambda w: (self.df.get(w, 0), w))
+        return max(cands, key=lambda w: (score[w], self.df.get(w, 0), w))
 
     def _codes(self, chosen: list[list[str]]) -> np.ndarray:
         """Code of word w at level l = its index in the sorted vocabulary; `other` is the last code."""
