@@ -255,12 +255,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
         _set_dotted(data, key.strip(), value, "--set")
     for key, value in (values or {}).items():
         _set_dotted(data, key, value, "flag")
-    try:
-        return _build(cls, data, "")
-    except LlmrecError as e:
-        if not path:
-            raise
-        raise LlmrecError(f"{path}: {e}") from None
+    return config_from_dict(cls, data, str(path) if path else None)
 
 
 def config_from_dict(cls: type[T], data: Mapping[str, Any], source: str | None = None) -> T:
