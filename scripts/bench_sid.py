@@ -1,7 +1,8 @@
-"""Benchmark SID construction: embed + residual k-means (balanced) + collision handling.
+"""Benchmark SID construction: embed + quantize (any method) + collision handling.
 
     python scripts/bench_sid.py --dataset amazon18_scientific [--no-cache] [--quality]
     python scripts/bench_sid.py --synthetic 1000000        # 1M x 384 clustered vectors, quantize only
+    python scripts/bench_sid.py --synthetic 1000000 --method rqvae [--config recipes/sid/rqvae.yaml] [--set rqvae.steps=500]
 
 The last line printed is one JSON object (dataset, items, embed_s, quantize_s, distinct_sids,
 collisions_before, collisions_after, utilization, ... and peak_rss_gb). `--quality` adds a check of
@@ -45,6 +46,12 @@ def clustered(n: int, dim: int, centers: int = 2048, seed: int = 0, chunk: int =
     return X
 
 
+def _torch_threads() -> int | None:
+    if "torch" not in sys.modules:
+        return None
+    return sys.modules["torch"].get_num_threads()
+
+
 def next_item_retrieval(emb: np.ndarray, ids: list[str], seqs: dict[str, list[str]], chunk: int = 4096) -> dict:
     """R@10, R@50 and MRR of item b given item a, over consecutive training pairs (a != b)."""
     row = {i: k for k, i in enumerate(ids)}
@@ -69,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="amazon18_scientific")
     ap.add_argument("--synthetic", type=int, default=0, help="quantize N x --dim random clustered vectors")
     ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--levels", type=int, default=3)
-    ap.add_argument("--codebook", type=int, default=256)
+    ap.add_argument("--method", default=None, help="SID method (default: the config's, rkmeans)")
+    ap.add_argument("--config", default=None, help="a recipes/sid/*.yaml for the method's settings")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE config override")
+    ap.add_argument("--levels", type=int, default=None)
+    ap.add_argument("--codebook", type=int, default=None)
     ap.add_argument("--no-balanced", dest="balanced", action="store_false")
     ap.add_argument("--collision", default="reassign", choices=["reassign", "extra_token"])
     ap.add_argument("--max-seq-length", type=int, default=None, help="encoder token limit (SidConfig default)")
@@ -79,52 +89,65 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="also write the sid folder here")
     args = ap.parse_args(argv)
 
+    from llmrec.config import load_config
     from llmrec.sid.collisions import resolve_collisions
-    from llmrec.sid.rkmeans import ResidualKMeans, utilization
+    from llmrec.sid.config import SidConfig
+    from llmrec.sid.rkmeans import utilization
+
+    values = {"collision": args.collision, "use_cache": args.cache}
+    for key, val in (("method", args.method), ("levels", args.levels), ("codebook_size", args.codebook),
+                     ("max_seq_length", args.max_seq_length)):
+        if val is not None:
+            values[key] = val
+    if not args.balanced:
+        values["rkmeans.balanced"] = False
+    cfg = load_config(SidConfig, args.config, args.overrides, values)
+    q = cfg.make_quantizer()  # settings checked before any data is made
 
     if args.synthetic:
         t0 = time.perf_counter()
         X = clustered(args.synthetic, args.dim)
         gen_s = time.perf_counter() - t0
-        q = ResidualKMeans(levels=args.levels, codebook_size=args.codebook, balanced=args.balanced)
         t1 = time.perf_counter()
         codes = q.fit_encode(X)
         quant_s = time.perf_counter() - t1
         t2 = time.perf_counter()
-        _, rep = resolve_collisions(codes, q.level_sizes, args.collision,
-                                    lambda rows: q.last_level_costs(X, rows, codes))
+        cost = (lambda rows: q.last_level_costs(X, rows, codes)) if hasattr(q, "last_level_costs") else None
+        _, rep = resolve_collisions(codes, q.level_sizes, cfg.collision if q.supports_reassign else "extra_token",
+                                    cost)
         coll_s = time.perf_counter() - t2
-        caps = [int(np.bincount(codes[:, i]).max()) for i in range(codes.shape[1])]
-        out = {"dataset": f"synthetic_{args.synthetic}x{args.dim}", "items": args.synthetic, "embed_s": 0.0,
-               "generate_s": round(gen_s, 2), "quantize_s": round(quant_s, 2), "collisions_s": round(coll_s, 2),
+        caps = [int(np.bincount(codes[:, i][codes[:, i] >= 0]).max()) for i in range(codes.shape[1])]
+        out = {"dataset": f"synthetic_{args.synthetic}x{args.dim}", "method": cfg.method, "items": args.synthetic,
+               "embed_s": 0.0, "generate_s": round(gen_s, 2), "quantize_s": round(quant_s, 2),
+               "collisions_s": round(coll_s, 2), "total_s": round(quant_s + coll_s, 2),
                "distinct_sids": int(args.synthetic - rep.collisions_after),
                "collisions_before": rep.collisions_before, "collisions_after": rep.collisions_after,
                "collision_method": rep.used, "items_touched": rep.items_touched,
-               "utilization": utilization(codes, q.level_sizes), "max_per_code": caps,
-               "balanced": args.balanced, "cpus": os.cpu_count(), "peak_rss_gb": peak_rss_gb()}
+               "utilization": utilization(np.maximum(codes, 0), q.level_sizes), "max_per_code": caps,
+               "reconstruction_mse": q.reconstruction_mse,
+               "loss_first": q.history[0] if q.history else None, "loss_last": q.history[-1] if q.history else None,
+               "quantizer": q.config, "cpus": os.cpu_count(), "torch_threads": _torch_threads(),
+               "peak_rss_gb": peak_rss_gb()}
         print(json.dumps(out))
         return 0
 
     from llmrec.data.loaders import load_dataset
-    from llmrec.sid.build import SidConfig, build_sids
+    from llmrec.sid.build import build_sids
 
     ds = load_dataset(args.dataset)
-    kw = {"max_seq_length": args.max_seq_length} if args.max_seq_length else {}
-    cfg = SidConfig(levels=args.levels, codebook_size=args.codebook, balanced=args.balanced,
-                    collision=args.collision, use_cache=args.cache, **kw)
     out_dir = args.out or (tempfile.mkdtemp(prefix="bench_sid_") if args.quality else None)
     t0 = time.perf_counter()
     sm = build_sids(ds, cfg, out_dir=out_dir)
     total = time.perf_counter() - t0
     st = sm.build_stats
-    out = {"dataset": args.dataset, "items": len(sm), "embed_s": st["timings"]["embed_s"],
+    out = {"dataset": args.dataset, "method": cfg.method, "items": len(sm), "embed_s": st["timings"]["embed_s"],
            "embed_cache_enabled": args.cache, "quantize_s": st["timings"]["quantize_s"],
            "collisions_s": st["timings"]["collisions_s"], "total_s": round(total, 2),
            "distinct_sids": st["distinct_sids"], "collisions_before": st["collisions_before"],
            "collisions_after": st["collisions_after"], "collision_method": st["collision_method"],
            "items_touched": st["items_touched"], "utilization": st["utilization_quantizer"],
            "max_seq_length": cfg.max_seq_length, "common_category_share": cfg.common_category_share,
-           "balanced": args.balanced, "cpus": os.cpu_count(),
+           "reconstruction_mse": st["reconstruction_mse"], "balanced": args.balanced, "cpus": os.cpu_count(),
            "load_avg_1m": round(os.getloadavg()[0], 2), "peak_rss_gb": peak_rss_gb()}
     if args.quality:
         emb = np.load(os.path.join(out_dir, "embeddings.npy"))  # rows in SidMap order
