@@ -66,9 +66,10 @@ def resolve_bundle(path_or_repo_id: str | Path, *, revision: str | None = None, 
         if not p.is_dir():
             raise LlmrecError(f"{p}: expected a bundle, run or model folder, got a file.")
         return p, "local"
-    first = Path(s.split("/", 1)[0]).expanduser()
-    if not looks_like_repo_id(s) or first.is_dir() or s.startswith((".", "~")):
-        hint = f" ({first}/ exists here, so this names a local path)" if first.is_dir() else ""
+    head = s.split("/", 1)[0] if "/" in s and not s.startswith(("/", "~", ".")) else ""
+    local_head = bool(head) and Path(head).is_dir()
+    if not looks_like_repo_id(s) or local_head:
+        hint = f" ({head}/ exists here, so this names a local path)" if local_head else ""
         raise LlmrecError(f"{s}: no such folder{hint}. Give a bundle folder (`llmrec bundle --run RUN --out "
                           f"FOLDER` writes one), a run folder, or a Hub repo as USER/NAME or hf://USER/NAME.")
     log.info("no local folder %s: loading it from the Hugging Face Hub", s)

@@ -353,6 +353,10 @@ def app_from_env() -> FastAPI:
     import json
     import os
 
+    if not logging.getLogger().handlers:  # a worker process started by uvicorn: log like `llmrec serve`
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            datefmt="%H:%M:%S")
+        logging.getLogger("llmrec").setLevel(logging.INFO)
     raw = os.environ.get("LLMREC_SERVE_SETTINGS")
     settings = ServeSettings(**json.loads(raw)) if raw else ServeSettings(model=os.environ.get("LLMREC_MODEL"))
     if not settings.api_key and os.environ.get("LLMREC_API_KEY"):

@@ -136,7 +136,7 @@ def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(obj)
     except ValidationError as e:
-        err = e.errors()[0]
+        err = max(e.errors(), key=lambda x: len(x.get("loc", ())))  # the most specific (union branches)
         loc = _loc(err.get("loc", ()))
         if err.get("type") == "extra_forbidden":
             raise RequestError(400, f"unrecognized request argument supplied: {loc}", param=loc,
