@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-_ABS_RE = re.compile(r"(?:(?<=^)|(?<=[\s'\"=(:,]))(?:/|~/|[A-Za-z]:[\\/])[^\s'\",)]*")
+_ABS_RE = re.compile(r"(?:(?<=^)|(?<=[\s'\"=(,]))(?:~|[A-Za-z]:)?[/\\][\w.-]+[/\\][^\s'\",)]*")  # 2+ parts, not URLs
 
 
 def public_name(value: str | None) -> str | None:

@@ -22,7 +22,7 @@ from llmrec.bundle.io import (
     is_adapter_dir,
 )
 from llmrec.bundle.model import load_model_dir, needs_merge
-from llmrec.bundle.paths import looks_local
+from llmrec.bundle.paths import looks_local, scrub_paths
 from llmrec.data.records import Item
 from llmrec.io import LlmrecError, atomic_path, read_json, write_json, write_jsonl
 from llmrec.sid.sidmap import SidMap
@@ -72,6 +72,7 @@ def save_bundle(out_dir: str | Path, *, items: Mapping[str, Item], model=None, t
                 weights = "full (adapter merged)"
             save_model(model, tokenizer, sid_map, tmp)
         assert_safetensors_only(tmp)
+        _scrub_files(tmp)
         missing = [i for i in sid_map.item_ids if i not in items]
         if missing:
             raise LlmrecError(f"catalogue lacks {len(missing)} items of the SidMap (e.g. {missing[:3]}); pass the "
@@ -114,4 +115,21 @@ def _copy_model_dir(src: Path, dst: Path) -> None:
             raise LlmrecError(f"{p}: pickle-based weights cannot go into a bundle; re-save with safetensors.")
         shutil.copy2(p, dst / p.name)
 
+
+# JSON files of a model folder that may hold local paths (_name_or_path, an init model's or a SidMap's
+# source); the rest (tokenizer.json, items.jsonl) is data, never paths.
+_SCRUB = ("config.json", "generation_config.json", "llmrec_sid.json", "adapter_config.json", SID_MAP_FILE)
+
+
+def _scrub_files(folder: Path) -> None:
+    """Cut absolute paths out of the bundle's JSON metadata (its fingerprints do not cover them)."""
+    for name in _SCRUB:
+        p = folder / name
+        if not p.is_file():
+            continue
+        obj = read_json(p)
+        clean = scrub_paths(obj)
+        if clean != obj:
+            write_json(p, clean)
+    SidMap.load(folder / SID_MAP_FILE)  # still valid (the fingerprint covers codes and levels only)
 

@@ -225,7 +225,7 @@ class TitleResolver:
         m = self.exact(text) if kind != "id" else None
         if m:
             return m
-        if kind == "id" or (_IDLIKE_RE.match(text) and not m):
+        if kind == "id" or (kind == "auto" and _IDLIKE_RE.match(text)):
             some = ", ".join(repr(i) for i in list(self.items)[:3])
             raise LlmrecError(f"unknown item id {text!r}: the catalogue has {len(self.items)} items with ids like "
                               f"{some}." + (" Give titles with --titles." if kind == "id" else ""))
