@@ -1,6 +1,7 @@
-"""Quantizers that turn item vectors into code tuples: residual k-means (faiss) and a random baseline.
+"""Residual k-means (faiss) and the faiss helpers the other methods share (nearest, capacity_assign).
 
-Every quantizer follows one small interface (GRID style, so others can be swapped in):
+The registry of every SID method (rkmeans, rvq, rqvae, pq, ...) is llmrec.sid.quantizers; its
+`rkmeans` wraps ResidualKMeans below. The small interface this module started with:
 
     q = ResidualKMeans(levels=3, codebook_size=256, balanced=True, seed=42)
     codes = q.fit(X).encode(X)          # int64 [N, L]

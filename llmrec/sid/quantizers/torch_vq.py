@@ -201,7 +201,20 @@ def fit_module(module: nn.Module, X: np.ndarray, loss_fn: Callable[[torch.Tensor
     """Adam over random batches of X (row indices passed to loss_fn too); returns the loss history.
 
     `loss_fn(batch, idx)` returns a dict with 'loss' (to minimise) and other scalars to log.
+    Deterministic algorithms are on while it runs: with 2+ CPU threads the scatter-add behind a
+    codebook lookup's gradient otherwise differs from run to run (same seed, different codes).
     """
+    prev = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _fit_loop(module, X, loss_fn, s, seed, device, desc, on_restart)
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+
+
+def _fit_loop(module: nn.Module, X: np.ndarray, loss_fn: Callable[[torch.Tensor, torch.Tensor], dict],
+              s: LoopSettings, seed: int, device: str, desc: str,
+              on_restart: Callable[[torch.Tensor, torch.Generator], int] | None) -> list[dict[str, float]]:
     from tqdm.auto import tqdm
 
     gen = torch.Generator().manual_seed(seed)
