@@ -17,7 +17,7 @@ class DemoConfig:
     out: str = option("runs/demo", help="run folder the demo writes")
     dataset: str = option(DEFAULT_DATASET, help="dataset name under LLMREC_DATA_DIR, or a path")
     recipes: str = option("tiny-cpu", help="recipe folder under recipes/ (corpus.yaml, sft.yaml, grpo.yaml)")
-    sft_minutes: float = option(5.0, help="SFT wall-time budget")
+    sft_minutes: float = option(9.0, help="SFT wall-time budget (the lr schedule is laid over it)")
     grpo_minutes: float = option(2.0, help="GRPO wall-time budget")
     eval_users: int = option(1000, help="test users scored for the LLMs and baselines (all: `llmrec eval`)")
     translation_items: int = option(200, help="training items for the item2sid / sid2item check")

@@ -1,4 +1,4 @@
-"""`llmrec demo`: the whole pipeline on the embedded defaults, sized for a 2-core CPU (~10 min).
+"""`llmrec demo`: the whole pipeline on the embedded defaults, sized for a 2-core CPU (~13 min).
 
 data prepare -> SIDs -> corpus -> SFT (tiny) -> short GRPO -> eval (LLM vs baselines) -> bundle -> chat,
 each stage from the shipped recipes (recipes/tiny-cpu) with the demo's budgets as overrides.
@@ -84,8 +84,9 @@ def demo_recipes(cfg: DemoConfig) -> tuple[CorpusConfig, SFTRecipe, GRPORecipe]:
     folder = recipes_dir() / cfg.recipes
     run, seed = str(cfg.out), cfg.seed
     corpus = load_config(CorpusConfig, folder / "corpus.yaml", [f"seed={seed}"])
-    sft = load_config(SFTRecipe, folder / "sft.yaml", [f"train.max_minutes={cfg.sft_minutes}", f"train.seed={seed}"],
-                      {"run": run})
+    # the budget ends the run, and the learning-rate schedule is laid over that budget (schedule_by=time)
+    sft = load_config(SFTRecipe, folder / "sft.yaml", [f"train.max_minutes={cfg.sft_minutes}", "train.schedule_by=time",
+                                                       "train.epochs=1000", f"train.seed={seed}"], {"run": run})
     # GRPO starts from stage one's model (the demo has no second SFT stage) and skips validation runs.
     grpo = load_config(GRPORecipe, folder / "grpo.yaml",
                        [f"train.max_minutes={cfg.grpo_minutes}", f"train.seed={seed}", "grpo.eval_every=0",
