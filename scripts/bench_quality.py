@@ -4,8 +4,9 @@
 
 Prepares the data (leave-one-out), builds Semantic IDs (text embeddings when most items have text,
 else collaborative vectors from the training interactions), builds the corpus, then trains within
-`--minutes` of training wall time in all: SFT (recipes/tiny-cpu/sft.yaml, its learning-rate schedule
-laid over its share of the budget) and GRPO (grpo.yaml, best validated step kept). SASRec and
+`--minutes` of training wall time in all: one SFT stage (recipes/tiny-cpu/sft.yaml with
+schedule_by=time: its learning-rate schedule laid over its share of the budget) and GRPO (grpo.yaml from
+that model, best validated step kept). SASRec and
 most-popular are trained/evaluated beside it. Every ranker is scored through `run_eval` on all
 validation and test users (`--users N`: the first N only, for a quick look). The last line is one JSON
 object: NDCG@10 and HR@10 per ranker and split, the paired bootstrap of LLM minus SASRec on test,
@@ -51,9 +52,12 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
     sft_minutes, grpo_minutes = minutes * (1 - grpo_share), minutes * grpo_share
     corpus_cfg = load_config(CorpusConfig, folder / "corpus.yaml", [f"seed={seed}"])
     sft_recipe = load_config(SFTRecipe, folder / "sft.yaml",
-                             [f"train.max_minutes={sft_minutes}", f"train.seed={seed}"], {"run": str(run)})
+                             [f"train.max_minutes={sft_minutes}", "train.schedule_by=time", "train.epochs=1000",
+                              f"train.seed={seed}"], {"run": str(run)})
+    # one SFT stage, then GRPO from it; a smaller validation sample keeps keep_best's runs inside the budget
     grpo_recipe = load_config(GRPORecipe, folder / "grpo.yaml",
-                              [f"train.max_minutes={grpo_minutes}", f"train.seed={seed}"], {"run": str(run)})
+                              [f"train.max_minutes={grpo_minutes}", f"train.seed={seed}", "grpo.eval_samples=500"],
+                              {"run": str(run), "init_model": "{run}/sft/model"})
     t: dict[str, float] = {}
 
     def stage(name: str, t0: float) -> None:
