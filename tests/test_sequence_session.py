@@ -129,3 +129,39 @@ def test_session_sft_records_the_format_and_the_recommender_uses_it(small_run, t
     assert expected.count("<|im_start|>assistant") == len(history)  # one turn per later item + the answer
     top = rec.recommend([history], k=5)[0]
     assert len(top) == 5 and all(i in sid_map for i, _ in top)
+
+
+@pytest.mark.parametrize("template", ["smollm2", "qwen2_5"])
+def test_training_template_marks_other_chat_templates_without_changing_the_text(small_run, template):
+    """SmolLM2 (our marked twin) and Qwen2.5 (TRL's patched template) render every conversation as
+    their original does, and mark the assistant replies (+ <|im_end|>; TRL's Qwen2.5 twin also marks
+    the newlines around a reply)."""
+    from pathlib import Path
+
+    import trl
+    from trl.trainer.sft_trainer import _tokenize
+
+    from llmrec.llm import load_base
+    from llmrec.llm.gguf_convert import SMOLLM2_CHAT_TEMPLATE
+    from llmrec.train.sft import training_chat_template
+
+    prepared, sid_map, corpus, _ = _session_corpus(small_run)
+    _, tok = load_base("tiny", sid_map=sid_map, items=prepared.items, init="random")
+    original = SMOLLM2_CHAT_TEMPLATE if template == "smollm2" else \
+        (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
+    tok.chat_template = original
+    marked = training_chat_template(tok)
+    assert "generation" in marked and marked != original
+    row = next(r for r in corpus["train"] if r["task"] == "seqrec" and len(r["completion"]) >= 3)
+    conv = row["prompt"] + row["completion"]
+    assert tok.apply_chat_template(conv, tokenize=False, chat_template=marked) == \
+        tok.apply_chat_template(conv, tokenize=False, chat_template=original)
+    out = _tokenize(tok, conv, return_assistant_tokens_mask=True, chat_template=marked)
+    newline = tok("\n", add_special_tokens=False)["input_ids"]
+    masked = [i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    if template == "qwen2_5":
+        masked = [i for i in masked if i not in newline]
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    expected = [t for m in row["completion"] if m["role"] == "assistant"
+                for t in tok(m["content"], add_special_tokens=False)["input_ids"] + [end]]
+    assert masked == expected
