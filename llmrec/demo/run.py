@@ -133,7 +133,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                                  translation=cfg.translation_items))
 
     stages.start("bundle", f"bundle the final model -> {run.bundle}")
-    bundle_from_run(run.root, run.bundle)
+    bundle_from_run(run.root, run.bundle, replace=True)  # the demo rebuilds its whole run
 
     stages.start("chat", "chat with the final model")
     chats = demo_chats(run.bundle, prepared)
