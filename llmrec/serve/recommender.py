@@ -15,9 +15,12 @@ from typing import Any
 
 from llmrec.bundle import DEFAULT_GENERATION
 from llmrec.data.records import Item
+from llmrec.decode import GenerativeRecommender
 from llmrec.io import LlmrecError
+from llmrec.llm.sid_tokens import check_sid_map
 from llmrec.serve.chat import chat_reply
 from llmrec.serve.resolve import Match, TitleResolver, normalize
+from llmrec.serve.sampling import sample_lists
 from llmrec.serve.types import MAX_K, ChatReply, Recommendation, RecRequest
 from llmrec.sid.sidmap import SidMap
 
@@ -36,9 +39,6 @@ class Recommender:
     def __init__(self, model, tokenizer, sid_map: SidMap, items: Mapping[str, Item], *,
                  config: Mapping[str, Any] | None = None, source: str | None = None, name: str | None = None,
                  use_embeddings: bool = True):
-        from llmrec.decode import SidTrie
-        from llmrec.llm.sid_tokens import check_sid_map
-
         check_sid_map(tokenizer, sid_map)
         missing = [i for i in sid_map.item_ids if i not in items]
         if missing:
@@ -52,8 +52,12 @@ class Recommender:
         self.behaviors: list[str] = list(self.config.get("behaviors") or [])
         self.source = source
         self.name = name or self.config.get("name") or "llmrec"
-        device = next(model.parameters()).device
-        self.trie = SidTrie(sid_map, tokenizer, device=device)
+        # the one way to prompt and decode (the prompt format the model was trained with, the trie)
+        self.engine = GenerativeRecommender(model, tokenizer, sid_map, self.items,
+                                            max_history=self.generation.get("max_history"),
+                                            template_index=self.generation.get("template_index", 0),
+                                            num_beams=int(self.generation.get("num_beams") or 20))
+        self.trie = self.engine.trie
         self.resolver = TitleResolver({k: v for k, v in self.items.items() if k in sid_map},
                                       use_embeddings=use_embeddings)
         groups = [ids for ids in self.resolver.by_norm.values() if len(ids) > 1]
@@ -147,21 +151,8 @@ class Recommender:
         return out
 
     def prompt(self, history_ids: Sequence[str], behavior: str | None = None) -> str:
-        """The rendered prompt for a history: the training seqrec prompt, or the behavior_item task."""
-        from llmrec.corpus import load_templates, make_messages, render_prompt, seqrec_messages
-        from llmrec.corpus.tasks import sid_history
-
-        max_h = self.generation.get("max_history")
-        tpl = self.generation.get("template_index", 0)
-        if behavior is None:
-            msgs = seqrec_messages(history_ids, self.sid_map, self.items, template_index=tpl, max_history=max_h)
-        else:
-            lib = load_templates()
-            hist = list(history_ids)[-max_h:] if max_h else list(history_ids)
-            msgs = make_messages("behavior_item", {"history": sid_history(hist, self.sid_map),
-                                                   "target_behavior": lib.behavior_name(behavior)},
-                                 library=lib, template_index=tpl)
-        return render_prompt(self.tokenizer, msgs)
+        """The rendered prompt for a history: the model's seqrec prompt, or the behavior_item task."""
+        return self.engine.prompt(history_ids, behavior)
 
     def prepare(self, history: Sequence[str], *, k: int = 10, behavior: str | None = None, exclude_seen: bool = True,
                 kind: str = "auto", lists: int = 1, temperature: float | None = None, top_p: float | None = None,
@@ -187,9 +178,6 @@ class Recommender:
     def run(self, requests: Sequence[RecRequest]) -> list[list[list[Recommendation]]]:
         """Decode prepared requests: beam-search ones in one batched call per beam width, sampling ones
         each on its own; per request, `lists` lists of up to k items with distinct titles."""
-        from llmrec.decode import recommend as decode_recommend
-        from llmrec.serve.sampling import sample_lists
-
         out: list[list[list[Recommendation]] | None] = [None] * len(requests)
         groups: dict[int, list[int]] = {}
         for j, r in enumerate(requests):
@@ -199,9 +187,9 @@ class Recommender:
         for beams, idx in groups.items():
             k_dec = min(beams, max(r.k * r.lists + self._dup_extra for r in (requests[j] for j in idx)))
             with self.lock:
-                rows = decode_recommend(self.model, self.tokenizer, self.trie, [requests[j].prompt for j in idx],
-                                        k=k_dec, num_beams=beams, exclude=[requests[j].exclude for j in idx],
-                                        batch_size=max(16, len(idx)))
+                rows = self.engine.recommend_prompts([requests[j].prompt for j in idx], k=k_dec, num_beams=beams,
+                                                     exclude=[requests[j].exclude for j in idx],
+                                                     batch_size=max(16, len(idx)))
             for j, row in zip(idx, rows):
                 out[j] = self._split(requests[j], self._distinct(row))
         for j, r in enumerate(requests):
