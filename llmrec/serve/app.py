@@ -22,7 +22,6 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from llmrec.io import LlmrecError
 from llmrec.serve.batcher import MicroBatcher
 from llmrec.serve.chat import plan_chat, reply_text
+from llmrec.serve.config import ServeSettings
 from llmrec.serve.openai_api import (
     ChatBody,
     RecommendBody,
@@ -47,24 +47,6 @@ from llmrec.serve.openai_api import (
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("llmrec.serve.access")
-
-
-@dataclass
-class ServeSettings:
-    """Everything `llmrec serve` configures (also read by worker processes from LLMREC_SERVE_SETTINGS)."""
-
-    model: str | None = None           # bundle / run / model folder or Hub id (None: a Recommender is given)
-    name: str | None = None            # model id in responses (default: the bundle's name, never a local path)
-    device: str | None = None
-    use_embeddings: bool = True
-    api_key: str | None = None
-    cors_origins: list[str] = field(default_factory=list)
-    max_body: int = 1024 * 1024        # bytes
-    body_timeout: float = 30.0         # seconds to receive a request body
-    request_timeout: float = 120.0     # seconds from body received to answer
-    max_batch: int = 64
-    prep_threads: int = 2              # threads for parsing histories, title resolution, prompt rendering
-    access_log: bool = True
 
 
 class State:
