@@ -150,7 +150,9 @@ def run_methods(args: argparse.Namespace) -> int:
 
     for name in QUANTIZERS.names():
         cls = QUANTIZERS.get(name)
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        import sys
+
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
         print(f"{name}: {doc}")
         settings = getattr(cls, "Settings", None)
         for key, helptext, default in describe(settings) if settings else []:

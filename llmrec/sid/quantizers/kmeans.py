@@ -22,7 +22,7 @@ class RKMeansSettings:
 
 @QUANTIZERS.register("rkmeans")
 class RKMeans(BaseQuantizer):
-    """Wraps llmrec.sid.rkmeans.ResidualKMeans in the common interface."""
+    """Residual k-means (faiss), balanced by default; wraps llmrec.sid.rkmeans.ResidualKMeans."""
 
     name = "rkmeans"
     Settings = RKMeansSettings
@@ -59,8 +59,8 @@ class RKMeans(BaseQuantizer):
 
 @QUANTIZERS.register("random")
 class RandomCodes(BaseQuantizer):
-    """Baseline: uniformly random codes per level, seeded by the vector's bytes (so re-encoding an
-    item gives its code again) and the seed; ignores what the vectors mean."""
+    """Baseline: random codes per level, hashed from the vector's bytes and the seed (re-encoding an
+    item gives its code again); ignores what the vectors mean."""
 
     name = "random"
 
