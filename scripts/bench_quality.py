@@ -100,7 +100,7 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
     for split, rep in reports.items():
         out[split] = {r["ranker"]: {"NDCG@10": round(r["metrics"]["NDCG@10"], 4), "HR@10": round(r["metrics"]["HR@10"], 4)}
                       for r in rep.results}
-    paired = [p for p in reports["test"].paired if p["reference"] == "sasrec"]
+    paired = [p for p in reports["test"].paired if p["reference"] == "sasrec" and p.get("group", "all") == "all"]
     out["paired_test_vs_sasrec"] = {p["ranker"]: {k: round(p[k], 4) if isinstance(p[k], float) else p[k]
                                                   for k in p if k not in ("ranker", "reference")} for p in paired}
     out["translation"] = {name: {k: round(v, 3) for k, v in tr.items() if k.endswith("_acc")}
