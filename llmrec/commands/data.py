@@ -13,7 +13,12 @@ import json
 import time
 from pathlib import Path
 
+from llmrec.config import add_config_arguments, config_from_args, save_config
+from llmrec.data.config import DataConfig
 from llmrec.io import LlmrecError
+
+FLAGS = ("dataset", "out", "format", "split", "ratios", "max_history", "short_users", "min_user_interactions",
+         "min_item_interactions", "dedupe_consecutive", "unknown_items", "rating_behavior")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,29 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__)
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
 
-    pr = sub.add_parser("prepare", help="load + filter + split a dataset into RUN/data/")
-    pr.add_argument("--dataset", required=True,
-                    help="known name (amazon18_scientific, movielens_100k, ...) or a path to a file/folder")
-    pr.add_argument("--out", required=True, help="run directory; data goes to OUT/data/")
-    pr.add_argument("--format", default=None,
-                    help="force the format: lcrec, movielens, taobao, minionerec, amazon2018 (default: detect)")
-    pr.add_argument("--split", choices=["auto", "loo", "time", "native"], default="auto",
-                    help="auto = the source's own split when it ships one (MiniOneRec), else loo")
-    pr.add_argument("--ratios", default="8:1:1", help="train:valid:test ratios for --split time (default 8:1:1)")
-    pr.add_argument("--max-history", type=int, default=20, help="items kept in valid/test histories (0 = all)")
-    pr.add_argument("--short-users", choices=["drop", "train"], default="drop",
-                    help="loo: users with < 3 events are dropped (counted) or kept in train only")
-    pr.add_argument("--min-user-interactions", type=int, default=0, help="drop users with fewer events")
-    pr.add_argument("--min-item-interactions", type=int, default=0,
-                    help="drop items with fewer events (iterated k-core with the user minimum)")
-    pr.add_argument("--dedupe-consecutive", action="store_true", help="drop immediate repeats of the same item")
-    pr.add_argument("--unknown-items", choices=["error", "drop"], default="error",
-                    help="events whose item is not in the catalogue: error (default) or drop and count")
+    pr = sub.add_parser("prepare", help="load + filter + split a dataset into RUN/data/",
+                        description="Load a dataset (any supported format), clean it and split it into RUN/data/.")
+    add_config_arguments(pr, DataConfig, FLAGS)
     pr.add_argument("--force", action="store_true",
                     help="replace RUN/data even when the run holds sid/corpus/models/eval built from other data "
                          "(they become stale and are refused until rebuilt)")
-    pr.add_argument("--rating-behavior", choices=["none", "levels", "binary"], default="none",
-                    help="MovieLens: map ratings to behaviors rating_1..rating_5 (levels) or liked/disliked")
     pr.set_defaults(func=run_prepare)
 
     st = sub.add_parser("stats", help="print the stats of a prepared run (or of a dataset name/path)")
@@ -59,30 +47,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
-def _parse_ratios(text: str) -> list[float]:
-    try:
-        vals = [float(x) for x in text.replace(",", ":").split(":")]
-    except ValueError:
-        vals = []
-    if len(vals) != 3:
-        raise LlmrecError(f"--ratios {text!r}: expected three numbers train:valid:test, e.g. 8:1:1")
-    return vals
-
-
 def run_prepare(args: argparse.Namespace) -> int:
+    if args.cfg__ratios:  # the documented train:valid:test form (yaml would read 8:1:1 as one base-60 number)
+        args.cfg__ratios = [r.replace(":", ",") for r in args.cfg__ratios]
+    cfg = config_from_args(DataConfig, args)  # checked before any file is read
     from llmrec.data.prepare import prepare_and_summarize
 
-    opts = {"min_user_interactions": args.min_user_interactions,
-            "min_item_interactions": args.min_item_interactions,
-            "dedupe_consecutive": args.dedupe_consecutive, "unknown_items": args.unknown_items}
-    if args.rating_behavior != "none":
-        opts["rating_behavior"] = args.rating_behavior
-    if args.format:
-        opts["format"] = args.format
     t0 = time.perf_counter()
-    out, s = prepare_and_summarize(args.dataset, args.out, split=args.split,
-                                   max_history=args.max_history or None, short_users=args.short_users,
-                                   ratios=_parse_ratios(args.ratios), force=args.force, **opts)
+    out, s = prepare_and_summarize(cfg.dataset, cfg.out, split=cfg.split, max_history=cfg.max_history or None,
+                                   short_users=cfg.short_users, ratios=cfg.ratios, force=args.force,
+                                   **cfg.load_options())
+    save_config(cfg, Path(out) / "data_config.yaml")
     print(f"prepared {s['name']} -> {out} in {time.perf_counter() - t0:.1f}s")
     _print_summary(s)
     if s.get("stale"):
