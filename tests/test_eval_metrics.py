@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from llmrec.data.records import Example
 from llmrec.baselines.popular import MostPopular
+from llmrec.data.records import Example
 from llmrec.eval.metrics import (
     compute_metrics,
     coverage_at_k,

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from llmrec.data.records import Example
 from llmrec.baselines.popular import MostPopular
+from llmrec.data.records import Example
 from llmrec.eval.runner import compare_table, evaluate
 
 
