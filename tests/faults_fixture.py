@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,7 +47,11 @@ def make_run(root: Path, ds=None, *, sid: bool = True, corpus: bool = False) -> 
                              out_dir=root / "sid")
         if corpus:
             from llmrec.corpus import build_corpus_with_manifest, save_corpus
-            from llmrec.corpus.config import CorpusConfig
+
+            try:
+                from llmrec.corpus.config import CorpusConfig
+            except ImportError:  # before the config layer (old main, for checking the tests fail there)
+                from llmrec.corpus.build import CorpusConfig
 
             rows, manifest = build_corpus_with_manifest(prepared, sid_map, CorpusConfig(
                 tasks=["seqrec", "item2sid_title"], max_history=5))
@@ -65,13 +70,14 @@ def python(code: str, timeout: float = 900) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def kill_after(cmd: list[str], delay: float, until: Path | None = None, poll: float = 0.02) -> int | None:
-    """Start `cmd`, SIGKILL it `delay` seconds later (counted from when `until` exists, if given);
-    returns its exit code when it finished first, else None."""
+def kill_after(cmd: list[str], delay: float, until: Callable[[], bool] | None = None,
+               poll: float = 0.01) -> int | None:
+    """Start `cmd`, SIGKILL it `delay` seconds later (counted from when `until()` is first true, if
+    given); returns its exit code when it finished first, else None (killed)."""
     proc = subprocess.Popen(cmd, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if until is not None:
-            while not until.exists() and proc.poll() is None:
+            while proc.poll() is None and not until():
                 time.sleep(poll)
         end = time.monotonic() + delay
         while time.monotonic() < end and proc.poll() is None:

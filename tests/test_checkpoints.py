@@ -12,7 +12,6 @@ import torch
 from safetensors.numpy import save_file
 
 from llmrec.io import LlmrecError
-from llmrec.train.checkpoints import checkpoint_problem, resume_checkpoint
 from llmrec.train.common import latest_checkpoint
 
 
@@ -52,6 +51,8 @@ def test_newest_complete_checkpoint_skips_broken_ones(tmp_path, caplog):
 
 
 def test_problems_are_named(tmp_path):
+    from llmrec.train.checkpoints import checkpoint_problem
+
     out = tmp_path / "o"
     assert checkpoint_problem(_checkpoint(out, 1)) is None
     assert "no model weights" in checkpoint_problem(_checkpoint(out, 2, weights=False))
@@ -65,6 +66,8 @@ def test_problems_are_named(tmp_path):
 
 
 def test_explicit_checkpoints_and_nothing_complete(tmp_path, caplog):
+    from llmrec.train.checkpoints import resume_checkpoint
+
     out = tmp_path / "o"
     good = _checkpoint(out, 2)
     bad = _checkpoint(out, 4)
@@ -89,6 +92,7 @@ def test_sft_resumes_past_a_truncated_checkpoint(tmp_path, data_root):
     before and reaches the same final step (before: a raw SafetensorError)."""
     from train_fixture import TINY_MODEL, build_small_run
 
+    from llmrec.train.checkpoints import checkpoint_problem
     from llmrec.train.config import AdapterConfig, ModelConfig, SFTRecipe, TrainConfig
     from llmrec.train.sft import run_sft
 

@@ -10,14 +10,8 @@ import pytest
 from faults_fixture import make_run, snapshot, toy_dataset, write_lcrec
 
 from llmrec.cli import main
-from llmrec.data.pairing import (
-    PairingError,
-    check_corpus_for_run,
-    check_model_for_run,
-    check_sid_for_data,
-    stale_downstream,
-)
 from llmrec.data.store import load_prepared
+from llmrec.io import LlmrecError
 
 
 @pytest.fixture()
@@ -29,7 +23,7 @@ def run_a(tmp_path):
     from llmrec.sid.build import SidConfig, build_sids
 
     build_sids(load_prepared(run / "data"), SidConfig(source="random", levels=2, codebook_size=8), out_dir=run / "sid")
-    assert main(["corpus", "build", "--run", str(run), "--set", "tasks=[seqrec]"]) == 0
+    assert main(["corpus", "build", "--run", str(run), "--tasks", "seqrec"]) == 0
     return run
 
 
@@ -55,7 +49,7 @@ def test_prepare_other_data_into_a_run_is_refused_then_forced(run_a, tmp_path, c
 def test_same_data_again_needs_no_force(run_a, capsys):
     source = load_prepared(run_a / "data").dataset.source["path"]
     assert main(["data", "prepare", "--dataset", source, "--out", str(run_a), "--max-history", "5"]) == 0
-    assert main(["corpus", "build", "--run", str(run_a), "--set", "tasks=[seqrec]"]) == 0
+    assert main(["corpus", "build", "--run", str(run_a), "--tasks", "seqrec"]) == 0
 
 
 def test_training_refuses_sids_of_other_data(run_a, tmp_path):
@@ -64,7 +58,7 @@ def test_training_refuses_sids_of_other_data(run_a, tmp_path):
     assert load_run_inputs(run_a).sid_map is not None
     assert main(["data", "prepare", "--dataset", str(write_lcrec(tmp_path / "B", toy_dataset(seed=9))),
                  "--out", str(run_a), "--force"]) == 0
-    with pytest.raises(PairingError, match="the SIDs are stale"):
+    with pytest.raises(LlmrecError, match="the SIDs are stale"):
         load_run_inputs(run_a)
 
 
@@ -80,17 +74,22 @@ def _fake_model(folder, run):
 def test_eval_refuses_a_model_trained_on_other_data(run_a, tmp_path, capsys):
     model = _fake_model(tmp_path / "a_sft" / "model", run_a)
     run_b = make_run(tmp_path / "run_b", toy_dataset(name="movies", title="Movie", seed=5))
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run_b), "--model", str(model), "--baselines", "none"]) == 1
+    assert "was trained on data" in capsys.readouterr().err
+
+    from llmrec.data.pairing import PairingError, check_model_for_run
+
     check_model_for_run(model, prepared=load_prepared(run_a / "data"), run=run_a)  # its own run: fine
     with pytest.raises(PairingError, match=r"was trained on data \w+, but .*run_b/data is \w+ \(movies\)"):
         check_model_for_run(model, prepared=load_prepared(run_b / "data"), run=run_b)
     with pytest.raises(PairingError, match="trained with SID map"):
         check_model_for_run(model, sid_map=run_b / "sid" / "sid_map.json", run=run_b)
-    capsys.readouterr()
-    assert main(["eval", "--run", str(run_b), "--model", str(model), "--baselines", "none"]) == 1
-    assert "was trained on data" in capsys.readouterr().err
 
 
 def test_corpus_and_sid_checks(run_a, tmp_path):
+    from llmrec.data.pairing import PairingError, check_corpus_for_run, check_sid_for_data
+
     prepared = load_prepared(run_a / "data")
     sid = run_a / "sid" / "sid_map.json"
     check_corpus_for_run(run_a / "corpus", sid, prepared, run=run_a)
@@ -107,6 +106,8 @@ def test_corpus_and_sid_checks(run_a, tmp_path):
 
 
 def test_stale_downstream_lists_only_llmrec_artifacts(run_a):
+    from llmrec.data.pairing import stale_downstream
+
     (run_a / "my_notes").mkdir()
     (run_a / "my_notes" / "todo.txt").write_text("x")
     stale = {s.path.name: s for s in stale_downstream(run_a, "0123456789abcdef", "fedcba9876543210")}

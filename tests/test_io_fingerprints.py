@@ -11,7 +11,7 @@ from faults_fixture import make_run, toy_dataset
 from safetensors.numpy import save_file
 
 from llmrec.data.store import load_prepared
-from llmrec.io import LlmrecError, file_fingerprint, folder_fingerprint, weights_fingerprint
+from llmrec.io import LlmrecError
 
 
 def _edit_jsonl(path, line: int, change) -> None:
@@ -43,6 +43,8 @@ def test_same_content_same_fingerprint_anywhere(tmp_path):
 
 
 def test_file_and_folder_fingerprints(tmp_path):
+    from llmrec.io import file_fingerprint, folder_fingerprint
+
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x.jsonl").write_text("1\n")
     (tmp_path / "d" / ".x.jsonl.123.abcd.tmp").write_text("leftover")  # hidden temps never count
@@ -64,6 +66,8 @@ def _model(folder, embed):
 
 @pytest.mark.parametrize("cheap", [False, True], ids=["full-hash", "sampled"])
 def test_weights_fingerprint_changes_when_retrained_into_the_same_folder(tmp_path, cheap):
+    from llmrec.io import weights_fingerprint
+
     kw = {"full_hash_bytes": 0, "samples": 4, "block": 256} if cheap else {}
     embed = np.random.default_rng(0).normal(size=(2000, 32)).astype(np.float32)
     model = _model(tmp_path / "sft" / "model", embed)
@@ -77,6 +81,8 @@ def test_weights_fingerprint_changes_when_retrained_into_the_same_folder(tmp_pat
 
 
 def test_weights_fingerprint_errors(tmp_path):
+    from llmrec.io import weights_fingerprint
+
     model = _model(tmp_path / "m", np.zeros((10, 4), np.float32))
     raw = (model / "model.safetensors").read_bytes()
     (model / "model.safetensors").write_bytes(raw[:-20])

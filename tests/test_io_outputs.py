@@ -10,7 +10,7 @@ import pytest
 from faults_fixture import dead_pid, leftovers, make_run, snapshot, write_lcrec
 
 from llmrec.cli import main
-from llmrec.io import LlmrecError, artifact_kind, atomic_path, clean_stale_temps, prepare_output, write_json
+from llmrec.io import LlmrecError, atomic_path, write_json
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +48,12 @@ def test_corpus_build_out_dot_and_the_run_itself_are_clear_errors(run, tmp_path,
 
 
 def test_corpus_build_replaces_its_own_earlier_corpus(run, tmp_path, capsys):
+    from llmrec.io import artifact_kind
+
     out = tmp_path / "corpus2"
     assert main(["corpus", "build", "--run", str(run), "--out", str(out)]) == 0
     (out / "dataset_dict.json").write_text("{}")  # a stale file of the earlier corpus
-    assert main(["corpus", "build", "--run", str(run), "--out", str(out), "--set", "seed=7"]) == 0
+    assert main(["corpus", "build", "--run", str(run), "--out", str(out), "--seed", "7"]) == 0
     assert artifact_kind(out) == "corpus" and leftovers(tmp_path) == []
 
 
@@ -66,6 +68,8 @@ def test_data_prepare_never_replaces_a_foreign_data_folder(tmp_path, capsys):
 
 
 def test_prepare_output_rules(tmp_path, monkeypatch):
+    from llmrec.io import prepare_output
+
     monkeypatch.chdir(tmp_path)
     assert prepare_output(tmp_path / "new", "corpus") == tmp_path / "new"
     (tmp_path / "empty").mkdir()
@@ -85,6 +89,8 @@ def test_prepare_output_rules(tmp_path, monkeypatch):
 
 
 def test_temps_of_dead_writers_are_cleaned_live_ones_kept(tmp_path):
+    from llmrec.io import clean_stale_temps
+
     target = tmp_path / "sid"
     dead = tmp_path / f".sid.{dead_pid()}.k3j4h5ab.tmp"
     live = tmp_path / f".sid.{os.getpid()}.zzzz1234.tmp"
@@ -103,6 +109,8 @@ def test_temps_of_dead_writers_are_cleaned_live_ones_kept(tmp_path):
 def test_an_interrupted_folder_swap_is_recovered(tmp_path, new_complete):
     """A writer killed between moving the old folder aside and renaming the new one in (the
     fallback where the OS cannot swap in one step): the next writer restores a whole folder."""
+    from llmrec.io import prepare_output
+
     target = tmp_path / "corpus"
     tmp = tmp_path / f".corpus.{dead_pid()}.abcd1234.tmp"
     write_json(tmp / ".old" / "manifest.json", {"format": "llmrec.corpus/1", "which": "old"})
