@@ -150,22 +150,27 @@ def _train(run: Path, out: Path, *, resume: bool = False, lr: float = 3e-3) -> N
     from faults_fixture import python
 
     done = python(_sft_cmd(run, out, resume, lr=lr)[2])
-    assert done.returncode == 0 and f"GLOBAL_STEP {SFT_STEPS}" in done.stdout, done.stderr[-3000:]
+    assert done.returncode == 0 and "GLOBAL_STEP" in done.stdout, done.stderr[-3000:]
+    # resuming from the final checkpoint (killed after it, before the model was saved) makes
+    # transformers 5.24 run one more step; anything short of max_steps is a failed resume
+    assert int(done.stdout.split("GLOBAL_STEP")[1].split()[0]) >= SFT_STEPS
 
 
 @pytest.mark.parametrize("kills", [1, pytest.param(6, marks=pytest.mark.slow)])
 def test_kill_during_sft_checkpoint_saves(toy_run, tmp_path, kills):
-    """save_steps=1, so most of the run is spent saving checkpoints; each kill lands at a random
-    time after the first one appeared, and --resume continues from the newest complete one."""
+    """save_steps=1, so much of the run is spent saving checkpoints; each kill lands at a random
+    time after a new checkpoint folder appeared (half of them within 0.15 s, inside the save), and
+    --resume continues from the newest complete one."""
     from llmrec.train.checkpoints import candidates, checkpoint_problem, newest_complete_checkpoint
 
     run = _copy(toy_run, tmp_path / "run")
     out = run / "sft"
     rng = random.Random(SEED + 2)
-    for _ in range(kills):
+    for i in range(kills):
         done_steps = max((c.step for c in candidates(out) if c.problem is None), default=0)
         started = lambda: any(c.step > done_steps for c in candidates(out))  # noqa: B023
-        rc = kill_after(_sft_cmd(run, out, resume=True), rng.uniform(0.0, 2.0), until=started)
+        delay = rng.uniform(0.0, 0.15) if i % 2 == 0 else rng.uniform(0.0, 2.0)  # in the save / anywhere
+        rc = kill_after(_sft_cmd(run, out, resume=True), delay, until=started)
         if rc is not None:
             assert rc == 0
             _record("SFT checkpoint save", "finished before the kill")
