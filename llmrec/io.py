@@ -192,21 +192,27 @@ def clean_stale_temps(path: str | Path) -> list[Path]:
     for entry in sorted(parent.iterdir()):
         if not entry.name.startswith(f".{name}."):
             continue
-        if m := ours.match(entry.name):
-            if _pid_alive(int(m.group(1))):
+        try:
+            if m := ours.match(entry.name):
+                if _pid_alive(int(m.group(1))):
+                    continue
+                old, new = entry / ".old", entry / name
+                if not os.path.lexists(path) and old.exists():
+                    os.replace(new if new.exists() else old, path)  # finish (or undo) the interrupted swap
+            elif m := legacy_old.match(entry.name):
+                if _pid_alive(int(m.group(1))):
+                    continue
+                if not os.path.lexists(path):
+                    os.replace(entry, path)  # the previous artifact, moved aside by a killed writer
+                    continue
+            elif not (legacy_tmp.match(entry.name) and time.time() - entry.stat().st_mtime > LEGACY_TEMP_AGE_S):
                 continue
-            old, new = entry / ".old", entry / name
-            if not os.path.lexists(path) and old.exists():
-                os.replace(new if new.exists() else old, path)  # finish (or undo) the interrupted swap
-        elif m := legacy_old.match(entry.name):
-            if _pid_alive(int(m.group(1))):
-                continue
-            if not os.path.lexists(path):
-                os.replace(entry, path)  # the previous artifact, moved aside by a killed writer
-                continue
-        elif not (legacy_tmp.match(entry.name) and time.time() - entry.stat().st_mtime > LEGACY_TEMP_AGE_S):
-            continue
-        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        except OSError:
+            continue  # another process got there first
         removed.append(entry)
     return removed
 
