@@ -82,11 +82,13 @@ def _kill_loop(stage: str, n: int, args_for, out: Path, check_complete, rng: ran
         if rc is not None:
             assert rc == 0
             _record(stage, "finished before the kill")
-        elif snapshot(out) == before:
-            _record(stage, "killed: previous artifact intact")
         else:
-            check_complete(out)  # the kill came after the rename: the new artifact is whole
-            _record(stage, "killed after commit: new artifact complete")
+            where = "mid-write (temp folder left)" if leftovers(out.parent) else "outside the write"
+            if snapshot(out) == before:
+                _record(stage, f"killed {where}: previous artifact intact")
+            else:
+                check_complete(out)  # the kill came after the rename: the new artifact is whole
+                _record(stage, f"killed {where}, after the rename: new artifact complete")
         before = snapshot(out)
     done = cli(*args_for(n + 1))
     assert done.returncode == 0, done.stderr[-2000:]
