@@ -63,11 +63,24 @@ def evaluate_model(run: Path, prepared, examples, num_beams: int) -> dict:
 
     split = prepared.split
     ranker = LLMRanker(run / "sft" / "model", prepared.items, num_beams=num_beams, name="llm")
-    return evaluate(ranker, examples, ks=[1, 5, 10], catalogue=list(prepared.items),
+    return evaluate(ranker, examples, ks=[1, 5, 10], catalogue=list(prepared.items), return_rankings=True,
                     popularity=split.item_popularity(), out_dir=run / "eval", batch_size=32, split="test",
                     data_fingerprint=prepared.fingerprint,
                     transitions=transition_labels([e.history for e in examples], [e.target for e in examples],
                                                   [[x.item for x in s] for s in split.train.values()]))
+
+
+def paired_vs(reference: str, rankings: dict[str, list[list[str]]], targets: list[str], seed: int) -> dict:
+    """Paired bootstrap of Recall@10 and NDCG@10, every method minus `reference` (same test users)."""
+    from llmrec.eval.metrics import example_metrics, paired_bootstrap
+
+    per = {m: [example_metrics(r, t, [10]) for r, t in zip(rk, targets)] for m, rk in rankings.items()}
+    out = {}
+    for m in rankings:
+        if m != reference:
+            out[m] = {key: paired_bootstrap([x[key] for x in per[m]], [x[key] for x in per[reference]], seed=seed)
+                      for key in ("HR@10", "NDCG@10")}
+    return out
 
 
 def row(method: str, res: dict, stats: dict, build_s: float, train: dict) -> dict:
@@ -133,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     prepared = ensure_data(args.dataset, root / "shared")
     examples = prepared.split.test[: args.eval_users] if args.eval_users else prepared.split.test
     corpus_cfg = CorpusConfig(tasks=["seqrec"], max_history=20, seed=args.seed)
-    rows = []
+    rows, rankings = [], {}
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         run = root / method
         run.mkdir(parents=True, exist_ok=True)
@@ -143,11 +156,19 @@ def main(argv: list[str] | None = None) -> int:
         sm, stats, build_s = build(method, prepared, run, args.overrides)
         ensure_corpus(prepared, sm, run, corpus_cfg)
         summary = train(run, args.minutes, args.seed, args.batch_size)
-        res = evaluate_model(run, prepared, examples, args.num_beams)
+        res, rankings[method] = evaluate_model(run, prepared, examples, args.num_beams)
         rows.append(row(method, res, stats, build_s, summary))
         print(f"[{method}] NDCG@10 {rows[-1]['NDCG@10']:.4f} Recall@10 {rows[-1]['Recall@10']:.4f} "
               f"({time.time() - t0:.0f}s)", flush=True)
     md = table(rows)
+    reference = rows[0]["method"]
+    paired = paired_vs(reference, rankings, [e.target for e in examples], args.seed) if len(rows) > 1 else {}
+    if paired:
+        md += (f"\n\nPaired bootstrap against {reference} (same test users; difference, 95% interval):\n\n"
+               "| method | Recall@10 diff | 95% CI | NDCG@10 diff | 95% CI |\n|---|---:|---|---:|---|\n")
+        md += "\n".join(f"| {m} | {p['HR@10']['diff']:+.4f} | [{p['HR@10']['ci95'][0]:+.4f}, {p['HR@10']['ci95'][1]:+.4f}]"
+                        f" | {p['NDCG@10']['diff']:+.4f} | [{p['NDCG@10']['ci95'][0]:+.4f}, "
+                        f"{p['NDCG@10']['ci95'][1]:+.4f}] |" for m, p in paired.items())
     title = (f"{args.dataset}: tiny decoder, {args.minutes:g} min SFT per method on SID sequences, "
              f"test n={len(examples)}")
     (root / "sid_methods.md").write_text(f"# {title}\n\n{md}\n", encoding="utf-8")
@@ -158,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     if {"rkmeans", "rvq", "rqvae"} <= set(order):
         grid = order["rkmeans"] >= order["rvq"] >= order["rqvae"]
     print(json.dumps({"dataset": args.dataset, "minutes": args.minutes, "n_test": len(examples),
-                      "grid_order_holds": grid, "png": str(root / "sid_methods.png"), "methods": rows}))
+                      "grid_order_holds": grid, "png": str(root / "sid_methods.png"), "methods": rows,
+                      "paired_vs": {"reference": reference, **paired}}))
     return 0
 
 
