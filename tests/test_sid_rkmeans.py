@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 
 from llmrec.io import LlmrecError
-from llmrec.sid.rkmeans import (
-    Quantizer,
-    RandomQuantizer,
-    ResidualKMeans,
-    capacity_assign,
-    make_quantizer,
-    utilization,
-)
+from llmrec.sid.quantizers import make_quantizer
+from llmrec.sid.rkmeans import ResidualKMeans, capacity_assign, level_sizes, utilization
 
 
 def _clustered(n=3000, d=32, centers=20, seed=0):
@@ -57,13 +51,13 @@ def test_capacity_assign_is_feasible_and_prefers_near():
 
 def test_encode_new_points_and_interface():
     X = _clustered(n=600)
-    q = make_quantizer("rkmeans", levels=2, codebook_size=8)
-    assert isinstance(q, Quantizer)
+    q = make_quantizer("rkmeans", levels=2, codebook_size=8, seed=42)
     q.fit(X)
     codes = q.encode(X[:5])
     assert codes.shape == (5, 2) and codes.max() < 8
     assert q.config["type"] == "rkmeans" and q.config["codebook_sizes"] == [8, 8]
     assert set(q.codebooks()) == {"level_0", "level_1"}
+    assert set(ResidualKMeans(levels=2, codebook_size=8).fit(X).codebooks()) == {"level_0", "level_1"}
 
 
 def test_fewer_points_than_codes():
@@ -74,13 +68,18 @@ def test_fewer_points_than_codes():
 
 def test_random_quantizer_and_errors():
     X = np.zeros((100, 4), dtype=np.float32)
-    q = RandomQuantizer(levels=3, codebook_size=[4, 5, 6], seed=1)
-    c = q.fit(X).encode(X)
+    X[:, 0] = np.arange(100)  # distinct rows: the random baseline hashes each row's bytes
+    q = make_quantizer("random", levels=3, codebook_size=[4, 5, 6], seed=1)
+    c = q.fit_encode(X)
     assert c.shape == (100, 3) and (c.max(0) < [4, 5, 6]).all()
-    assert np.array_equal(c, RandomQuantizer(levels=3, codebook_size=[4, 5, 6], seed=1).fit_encode(X))
+    assert np.array_equal(c, make_quantizer("random", levels=3, codebook_size=[4, 5, 6], seed=1).fit_encode(X))
     with pytest.raises(LlmrecError, match="levels"):
         ResidualKMeans(levels=2, codebook_size=[4, 4, 4])
-    with pytest.raises(LlmrecError, match="unknown quantizer"):
-        make_quantizer("vq-vae")
+    with pytest.raises(LlmrecError, match="at most"):
+        level_sizes(3, 4, max_levels=2)
+    with pytest.raises(LlmrecError, match="vq-vae"):
+        make_quantizer("vq-vae", levels=3, codebook_size=4, seed=1)
+    with pytest.raises(LlmrecError, match="no vectors"):
+        ResidualKMeans().fit(np.zeros((0, 4), dtype=np.float32))
     with pytest.raises(LlmrecError, match="2-D"):
         ResidualKMeans().fit(np.zeros(5, dtype=np.float32))

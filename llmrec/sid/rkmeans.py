@@ -1,15 +1,14 @@
-"""Residual k-means (faiss) and the faiss helpers the other methods share (nearest, capacity_assign).
+"""Residual k-means (faiss) and the array/faiss helpers the other methods share (level_sizes,
+as_f32, nearest, sq_distances, capacity_assign).
 
-The registry of every SID method (rkmeans, rvq, rqvae, pq, ...) is llmrec.sid.quantizers; its
-`rkmeans` wraps ResidualKMeans below. The small interface this module started with:
+The registry of every SID method (rkmeans, random, rvq, rqvae, pq, ...) is llmrec.sid.quantizers;
+its `rkmeans` wraps ResidualKMeans below:
 
     q = ResidualKMeans(levels=3, codebook_size=256, balanced=True, seed=42)
     codes = q.fit(X).encode(X)          # int64 [N, L]
     q.config                            # JSON-able dict describing it
     q.level_sizes                       # codes per level
-
-Optional: `last_level_costs(X, rows)` -> float32 [len(rows), K_last], the cost of giving each row
-each last-level code (used by collision reassignment); `codebooks()` -> arrays to save.
+    q.last_level_costs(X, rows, codes)  # [len(rows), K_last] costs for collision reassignment
 """
 
 from __future__ import annotations
@@ -17,32 +16,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from llmrec.io import LlmrecError
+from llmrec.sid.sidmap import MAX_LEVELS
 
 log = logging.getLogger(__name__)
 
 CHUNK = 65536  # rows per distance block: 65536 x 256 float32 = 64 MiB
 
 
-@runtime_checkable
-class Quantizer(Protocol):
-    """What build_sids needs from a quantizer."""
-
-    level_sizes: list[int]
-
-    def fit(self, X: np.ndarray) -> Quantizer: ...
-
-    def encode(self, X: np.ndarray) -> np.ndarray: ...
-
-    @property
-    def config(self) -> dict[str, Any]: ...
-
-
-def _sizes(levels: int, codebook_size: int | Sequence[int]) -> list[int]:
+def level_sizes(levels: int, codebook_size: int | Sequence[int], max_levels: int = MAX_LEVELS - 1) -> list[int]:
+    """One codebook size per level from an int or a list (which must list `levels` sizes)."""
     if isinstance(codebook_size, (int, np.integer)):
         sizes = [int(codebook_size)] * int(levels)
     else:
@@ -52,18 +39,21 @@ def _sizes(levels: int, codebook_size: int | Sequence[int]) -> list[int]:
                               "give one size per level or a single int.")
     if not sizes or any(k < 1 for k in sizes):
         raise LlmrecError(f"codebook sizes must be >= 1 per level, got {sizes}")
-    if len(sizes) > 25:
-        raise LlmrecError(f"at most 25 levels are supported (one letter each, one kept for "
-                          f"disambiguation), got {len(sizes)}")
+    if len(sizes) > max_levels:
+        raise LlmrecError(f"at most {max_levels} levels are supported (one kept for disambiguation), "
+                          f"got {len(sizes)}")
     return sizes
 
 
-def _as_f32(X: np.ndarray) -> np.ndarray:
+def as_f32(X: np.ndarray, allow_empty: bool = False) -> np.ndarray:
+    """A C-contiguous float32 [items, dim] view or copy, with a clear error for anything else."""
     X = np.asarray(X)
     if X.ndim != 2:
         raise LlmrecError(f"vectors must be a 2-D array [items, dim], got shape {X.shape}")
     if not np.issubdtype(X.dtype, np.floating):
         raise LlmrecError(f"vectors must be floating point, got dtype {X.dtype}")
+    if len(X) == 0 and not allow_empty:
+        raise LlmrecError("no vectors to quantize")
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
@@ -169,7 +159,7 @@ class ResidualKMeans:
     def __init__(self, levels: int = 3, codebook_size: int | Sequence[int] = 256, balanced: bool = True,
                  seed: int = 42, niter: int = 20, max_points_per_centroid: int = 256,
                  balanced_iters: int = 5, topk: int = 16, verbose: bool = False):
-        self.level_sizes = _sizes(levels, codebook_size)
+        self.level_sizes = level_sizes(levels, codebook_size)
         self.balanced = bool(balanced)
         self.seed = int(seed)
         self.niter = int(niter)
@@ -233,10 +223,8 @@ class ResidualKMeans:
     def _run(self, X: np.ndarray, train: bool) -> np.ndarray:
         from tqdm.auto import tqdm
 
-        R = _as_f32(X).copy()
+        R = as_f32(X).copy()
         N = len(R)
-        if N == 0:
-            raise LlmrecError("no vectors to quantize")
         codes = np.empty((N, len(self.level_sizes)), dtype=np.int64)
         if train:
             self.centroids, self.level_mse = [], []
@@ -255,7 +243,7 @@ class ResidualKMeans:
     # ---- extras for collision handling and saving ----------------------------------------
     def last_level_costs(self, X: np.ndarray, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Squared distance of each row's residual (before the last level) to every last-level centroid."""
-        R = _as_f32(X[rows]).copy()
+        R = as_f32(X[rows], allow_empty=True).copy()
         for lvl in range(len(self.level_sizes) - 1):
             R -= self.centroids[lvl][codes[rows, lvl]]
         C = self.centroids[-1]
@@ -268,44 +256,6 @@ class ResidualKMeans:
 
     def codebooks(self) -> dict[str, np.ndarray]:
         return {f"level_{i}": c for i, c in enumerate(self.centroids)}
-
-
-class RandomQuantizer:
-    """Baseline: uniformly random codes per level (seeded), ignoring the vectors."""
-
-    def __init__(self, levels: int = 3, codebook_size: int | Sequence[int] = 256, seed: int = 42, **_: Any):
-        self.level_sizes = _sizes(levels, codebook_size)
-        self.seed = int(seed)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"type": "random", "levels": len(self.level_sizes), "codebook_sizes": self.level_sizes,
-                "seed": self.seed}
-
-    def fit(self, X: np.ndarray) -> RandomQuantizer:
-        return self
-
-    def encode(self, X: np.ndarray) -> np.ndarray:
-        rng = np.random.default_rng(self.seed)
-        return np.stack([rng.integers(0, k, size=len(X)) for k in self.level_sizes], axis=1).astype(np.int64)
-
-    def fit_encode(self, X: np.ndarray) -> np.ndarray:
-        return self.fit(X).encode(X)
-
-    def codebooks(self) -> dict[str, np.ndarray]:
-        return {}
-
-
-QUANTIZERS = {"rkmeans": ResidualKMeans, "random": RandomQuantizer}
-
-
-def make_quantizer(kind: str = "rkmeans", **kwargs: Any) -> Quantizer:
-    """Quantizer by name ('rkmeans' or 'random')."""
-    try:
-        cls = QUANTIZERS[kind]
-    except KeyError:
-        raise LlmrecError(f"unknown quantizer {kind!r}; choose one of {sorted(QUANTIZERS)}") from None
-    return cls(**kwargs)
 
 
 def utilization(codes: np.ndarray, level_sizes: Sequence[int]) -> list[float]:

@@ -23,7 +23,9 @@ import numpy as np
 
 from llmrec.io import LlmrecError, read_json, write_json
 from llmrec.registry import Registry
-from llmrec.sid.sidmap import MAX_LEVELS
+from llmrec.sid.rkmeans import as_f32, level_sizes
+
+__all__ = ["QUANTIZERS", "BaseQuantizer", "as_f32", "level_sizes", "load_quantizer", "plot_history"]
 
 log = logging.getLogger(__name__)
 
@@ -32,35 +34,6 @@ QUANTIZERS: Registry[type] = Registry("sid method")
 
 STATE_FILE = "quantizer.safetensors"
 META_FILE = "quantizer.json"
-
-
-def level_sizes(levels: int, codebook_size: int | Sequence[int], max_levels: int = MAX_LEVELS - 1) -> list[int]:
-    """One codebook size per level from an int or a list (which must list `levels` sizes)."""
-    if isinstance(codebook_size, (int, np.integer)):
-        sizes = [int(codebook_size)] * int(levels)
-    else:
-        sizes = [int(k) for k in codebook_size]
-        if levels and len(sizes) != levels:
-            raise LlmrecError(f"codebook sizes {sizes} list {len(sizes)} levels but levels={levels}; "
-                              "give one size per level or a single int.")
-    if not sizes or any(k < 1 for k in sizes):
-        raise LlmrecError(f"codebook sizes must be >= 1 per level, got {sizes}")
-    if len(sizes) > max_levels:
-        raise LlmrecError(f"at most {max_levels} levels are supported (one kept for disambiguation), "
-                          f"got {len(sizes)}")
-    return sizes
-
-
-def as_f32(X: np.ndarray) -> np.ndarray:
-    """A C-contiguous float32 [items, dim] view or copy, with a clear error for anything else."""
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise LlmrecError(f"vectors must be a 2-D array [items, dim], got shape {X.shape}")
-    if not np.issubdtype(X.dtype, np.floating):
-        raise LlmrecError(f"vectors must be floating point, got dtype {X.dtype}")
-    if len(X) == 0:
-        raise LlmrecError("no vectors to quantize")
-    return np.ascontiguousarray(X, dtype=np.float32)
 
 
 class BaseQuantizer:
