@@ -57,3 +57,21 @@ def test_eval_cli_errors(run_dir, capsys):
     assert "baselines: unknown baseline 'bogus'; choose one of h2rec, popular" in capsys.readouterr().err
     assert main(["eval", "--run", str(run_dir / "nope"), "--baselines", "popular"]) == 1
     assert main(["eval", "--run", str(run_dir), "--k", "0,5"]) == 1
+
+
+def test_eval_baseline_settings_reach_the_model(run_dir, capsys):
+    """`baseline_settings.NAME.FIELD` configures that baseline (here SASRec's width and epochs)."""
+    assert main(["eval", "--run", str(run_dir), "--baselines", "sasrec", "--threads", "1",
+                 "--set", "baseline_settings.sasrec.hidden=16", "--set", "baseline_settings.sasrec.epochs=2"]) == 0
+    saved = json.loads((run_dir / "baselines" / "sasrec" / "config.json").read_text())["config"]
+    assert saved["hidden"] == 16 and saved["epochs"] == 2
+
+
+def test_eval_baseline_settings_refused_before_training(run_dir, capsys):
+    assert main(["eval", "--run", str(run_dir), "--baselines", "sasrec", "--set", "baseline_settings.sasrec.hiden=16"]) == 1
+    assert "baseline_settings.sasrec: unknown key 'hiden' (did you mean 'hidden'?)" in capsys.readouterr().err
+    assert main(["eval", "--run", str(run_dir), "--baselines", "popular", "--set", "baseline_settings.popular.k=1"]) == 1
+    assert "baseline_settings.popular" in capsys.readouterr().err
+    assert main(["eval", "--run", str(run_dir), "--baselines", "popular", "--set", "baseline_settings.h2rec.hidden=8"]) == 1
+    assert "'h2rec' is not among the baselines evaluated" in capsys.readouterr().err
+    assert not (run_dir / "baselines").exists() and not (run_dir / "eval").exists()

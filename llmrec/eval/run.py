@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmrec.baselines.registry import BaselineContext, baseline_config, build_baseline, get_spec
+from llmrec.baselines.registry import BaselineContext, build_baseline, get_spec
 from llmrec.config import save_config, validate_config
 from llmrec.data.pairing import check_model_for_run
 from llmrec.data.store import PreparedData, load_prepared
@@ -61,11 +61,10 @@ def _rankers(cfg: EvalConfig, run: RunDir, prepared: PreparedData,
     for model_dir in cfg.models:  # a model trained on other data is refused before anything runs
         check_model_for_run(model_dir, prepared=prepared, run=run.root)
     out: list[tuple[Any, dict, int]] = []
-    ctx = BaselineContext(run=run.root, prepared=prepared, exclude_history=cfg.exclude_history, seed=cfg.seed,
+    ctx = BaselineContext(run=run.root, prepared=prepared, exclude_history=cfg.exclude_history,
                           retrain=cfg.retrain_baselines, progress=progress)
     for b in cfg.baselines:  # by name from llmrec.baselines.registry (trained ones cached in RUN/baselines/)
-        values = {"epochs": cfg.sasrec_epochs} if b == "sasrec" and cfg.sasrec_epochs else None
-        built = build_baseline(b, ctx, baseline_config(b, values=values))
+        built = build_baseline(b, ctx, cfg.settings_for(b))
         out.append((built.ranker, built.info, built.batch_size))
     for model_dir in cfg.models:
         out.append((LLMRanker(model_dir, prepared.items, num_beams=cfg.num_beams, name=llm_ranker_name(model_dir),
