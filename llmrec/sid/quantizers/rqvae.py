@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from llmrec.config import option
-from llmrec.io import LlmrecError
 from llmrec.sid.quantizers.base import QUANTIZERS, BaseQuantizer, as_f32
-from llmrec.sid.quantizers.rvq import LearnedSettings, _cuda, train_rows
+from llmrec.sid.quantizers.rvq import LearnedSettings, _cuda, collab_rows, train_rows
 
 
 @dataclass
@@ -72,9 +71,7 @@ class RQVAE(BaseQuantizer):
             m.rq.kmeans_init(Z, self.seed)
         head, C = None, None
         if self.s.cf_weight > 0:
-            if collab is None:
-                raise LlmrecError("rqvae.cf_weight > 0 needs collaborative vectors (interactions) for every item")
-            C = torch.from_numpy(as_f32(collab)[rows]).to(self.device)
+            C = torch.from_numpy(collab_rows(self.name, self.s.cf_weight, collab, len(X), rows)).to(self.device)
             head = nn.Linear(self.s.latent_dim, C.shape[1]).to(self.device)
         div_t = self.s.diversity_temp if self.s.diversity_weight else 0.0
 
@@ -112,6 +109,19 @@ class RQVAE(BaseQuantizer):
         self._check_fitted()
         self.model.eval()
         return encode_batches(lambda x: self.model.rq(self.model.enc(x))["codes"], as_f32(X), self.device)
+
+    def quantized(self, X: np.ndarray) -> np.ndarray:
+        """The quantized latents (sum of each row's codewords, the vector the collaborative loss
+        aligns), float32 [N, latent_dim]."""
+        import torch
+
+        self._check_fitted()
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(X), 65536):
+                x = torch.from_numpy(as_f32(X)[s:s + 65536]).to(self.device)
+                out.append(self.model.rq(self.model.enc(x))["q"].cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
 
     def _mse(self, X: np.ndarray) -> float:
         import torch

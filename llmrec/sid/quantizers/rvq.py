@@ -52,6 +52,30 @@ class LearnedSettings:
             raise LlmrecError(f"{name}.mode {self.mode!r} unknown; choose one of {', '.join(MODES)}")
         if self.steps < 1 or self.batch_size < 2:
             raise LlmrecError(f"{name}: steps must be >= 1 and batch_size >= 2")
+        for key in ("cf_weight", "diversity_weight"):
+            if getattr(self, key) < 0:
+                raise LlmrecError(f"{name}.{key} must be >= 0 (0 = off), got {getattr(self, key)}")
+        for key in ("cf_temp", "diversity_temp"):
+            if getattr(self, key) <= 0:
+                raise LlmrecError(f"{name}.{key} must be > 0, got {getattr(self, key)}")
+
+
+def collab_rows(name: str, weight: float, collab: np.ndarray | None, n: int, rows: np.ndarray) -> np.ndarray:
+    """The training rows of the collaborative vectors (one per item, in item order), checked, for
+    `{name}.cf_weight > 0`; a clear error says what is missing and how to fix it."""
+    if collab is None:
+        raise LlmrecError(
+            f"{name}.cf_weight = {weight} needs collaborative vectors (one per item) but none were given. "
+            f"Build from data with training interactions (`llmrec sid build --run RUN`, or build_sids() on a "
+            f"PreparedData / RecDataset / interactions=), pass collab= to fit_encode(), or set {name}.cf_weight: 0")
+    C = np.asarray(collab)
+    if C.ndim != 2 or len(C) != n:
+        raise LlmrecError(f"{name}.cf_weight: collaborative vectors have shape {C.shape} but there are {n} items; "
+                          "give one row per item, in the same order as the item vectors")
+    C = as_f32(C)
+    if not np.isfinite(C).all():
+        raise LlmrecError(f"{name}.cf_weight: collaborative vectors contain NaN/inf")
+    return C[rows]
 
 
 def _cuda() -> bool:
@@ -104,9 +128,7 @@ class RVQ(BaseQuantizer):
             self.rq.kmeans_init(Xt[:65536], self.seed)
         head, C = None, None
         if self.s.cf_weight > 0:
-            if collab is None:
-                raise LlmrecError("rvq.cf_weight > 0 needs collaborative vectors (interactions) for every item")
-            C = torch.from_numpy(as_f32(collab)[rows]).to(self.device)
+            C = torch.from_numpy(collab_rows(self.name, self.s.cf_weight, collab, len(X), rows)).to(self.device)
             head = torch.nn.Linear(X.shape[1], C.shape[1]).to(self.device)
         mod = torch.nn.ModuleDict({"rq": self.rq, **({"head": head} if head is not None else {})})
 
@@ -139,6 +161,10 @@ class RVQ(BaseQuantizer):
         X = as_f32(X)
         self.rq.eval()
         return encode_batches(lambda x: self.rq(x)["codes"], X, self.device)
+
+    def quantized(self, X: np.ndarray) -> np.ndarray:
+        """The quantized vectors (sum of each row's codewords) in the input space, float32 [N, dim]."""
+        return self._decode(self.encode(X))
 
     def _decode(self, codes: np.ndarray, upto: int | None = None) -> np.ndarray:
         out = 0
