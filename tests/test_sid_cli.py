@@ -90,3 +90,23 @@ def test_encode_new_items_keeps_old_sids(tmp_path, capsys):
     assert report["items_new"] == 12 and len(sm) == 60 + 12 - report["unplaced"]
     assert sm.level_sizes == old.level_sizes  # no token the model lacks
     assert report["kept"] + report["moved"] >= 10
+
+
+def test_build_and_encode_refuse_to_overwrite_what_they_did_not_write(tmp_path):
+    """RUN/sid holding someone else's files is refused before any data is read; encode never writes
+    over the SID folder it extends."""
+    data = _catalogue(tmp_path / "toy", 40)
+    run = tmp_path / "run"
+    (run / "sid").mkdir(parents=True)
+    (run / "sid" / "notes.txt").write_text("mine")
+    with pytest.raises(LlmrecError, match=r"--run .*sid.*refusing to replace"):
+        _main(["sid", "build", "--run", str(run), "--dataset", str(data), "--method", "rkmeans"])
+    assert (run / "sid" / "notes.txt").read_text() == "mine" and not (run / "sid" / "sid_map.json").exists()
+    (run / "sid" / "notes.txt").unlink()
+    assert _main(["sid", "build", "--run", str(run), "--dataset", str(data), "--method", "rkmeans",
+                  "--codebook", "4,4,4", "--set", "max_seq_length=16"]) == 0
+    before = (run / "sid" / "sid_map.json").read_bytes()
+    new_items = _catalogue(tmp_path / "new", 5, offset=40) / "Toy.item.json"
+    with pytest.raises(LlmrecError, match=r"--out .*sid"):
+        _main(["sid", "encode", "--sid", str(run / "sid"), "--items", str(new_items), "--out", str(run / "sid")])
+    assert (run / "sid" / "sid_map.json").read_bytes() == before

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from llmrec.config import add_config_arguments, config_from_args
-from llmrec.io import LlmrecError
+from llmrec.io import LlmrecError, prepare_output
 
 BUILD_FLAGS = ("method", "source", "levels", ("codebook_size", "--codebook"), "collision", "identity", "seed",
                "encoder", "fields", "max_seq_length", "max_chars", ("vectors_path", "--vectors"),
@@ -62,6 +62,7 @@ def run_build(args: argparse.Namespace) -> int:
     config = config_from_args(SidConfig, args, {"use_cache": False} if args.no_cache else None)
     config.make_quantizer()  # the method's own settings are checked before any data is read
     run = Path(args.run)
+    prepare_output(run / "sid", "sid", protect=[run, run / "data"], flag="--run")  # before any heavy work
     if args.dataset:
         from llmrec.data.loaders import load_dataset
 
@@ -99,8 +100,8 @@ def run_encode(args: argparse.Namespace) -> int:
         from llmrec.data.loaders import load_dataset
 
         items = load_dataset(args.dataset)
+    out = prepare_output(args.out, "sid", protect=[args.sid])  # never over the map it extends
     sm, report = encode_new_items(args.sid, items)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sm.save(out / "sid_map.json")
     write_json(out / "encode_report.json", report)
