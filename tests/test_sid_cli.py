@@ -42,7 +42,7 @@ def test_every_recipe_parses_and_builds_its_quantizer(recipe):
     cfg = load_config(SidConfig, recipe)
     q = cfg.make_quantizer()
     assert q.name == cfg.method
-    assert recipe.stem in (cfg.method, "fused_cf", "identity")
+    assert recipe.stem in (cfg.method, "fused_cf", "identity", "rqvae_cf")
 
 
 def test_build_with_config_set_and_method_flags(tmp_path, capsys):
