@@ -1,6 +1,7 @@
 """Which SID construction works best here? The tutorial's table (GRID: same generative model, same data).
 
     python scripts/bench_sid_methods.py --dataset amazon18_scientific [--minutes 3] [--methods rkmeans,rvq]
+                                        [--eval-users 3000]   # a seeded sample of test users (default: all)
 
 For every method (recipes/sid/METHOD.yaml): build the SIDs from the training split, then train THE
 SAME generative recommender from scratch on SID sequences only (TIGER style: next item's SID from
@@ -9,14 +10,26 @@ through llmrec.corpus and llmrec.train.sft) for the same wall-clock budget, and 
 llmrec.eval's evaluator on the test split (full ranking, item-level hits, constrained beam search).
 Prints the table (Recall@5/10, NDCG@5/10, head/tail NDCG@10, collisions before resolution,
 utilization, build time), writes OUT/sid_methods.png and OUT/sid_methods.md, and prints one JSON
-object last (`methods`: one entry per method). Run it under the shared CPU lock.
+object last (`methods`: one entry per method, `paired_vs`: paired bootstrap of every method against
+the first, `grid_order`: R-VQ - RK-Means and RQ-VAE - R-VQ with intervals). Run it under the shared
+CPU lock.
+
+Nothing stale is reused: each method folder records what its SIDs, corpus, model and evaluation
+were made with (minutes, seed, batch size, beams, evaluated users, overrides, the git tree hashes of
+llmrec/, recipes/ and this script, and a hash of uncommitted changes there); when any of it differs,
+the method's sid/, corpus/, sft/ and eval/ are removed and made again. Every module the loop uses is
+imported before the first method, so one invocation runs one code state (recorded as `commit`).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import random
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,8 +37,43 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["rkmeans", "rvq", "rqvae", "hybrid", "pq", "opq", "hierarchical", "words"]
 COLUMNS = ["Recall@5", "Recall@10", "NDCG@5", "NDCG@10", "head NDCG@10", "tail NDCG@10"]
+
+
+def code_state() -> dict:
+    """The git commit, the code it holds (tree hashes of llmrec/, recipes/ and this script) and a hash of
+    uncommitted changes there; `code` and `dirty` decide staleness (commits elsewhere do not)."""
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+    paths = ("llmrec", "recipes", "scripts/bench_sid_methods.py")
+    trees = git("rev-parse", *[f"HEAD:{p}" for p in paths])
+    diff = git("diff", "HEAD", "--", *paths)
+    return {"commit": git("rev-parse", "--short", "HEAD").strip() or None,
+            "code": hashlib.sha256(trees.encode()).hexdigest()[:12] if trees else None,
+            "dirty": hashlib.sha256(diff.encode()).hexdigest()[:12] if diff else None}
+
+
+def fresh(run: Path, key: dict) -> None:
+    """Remove the method's artifacts unless they were made with exactly `key` (see the docstring)."""
+    path = run / "bench_key.json"
+    if path.exists() and json.loads(path.read_text()) == key:
+        return
+    for sub in ("sid", "corpus", "sft", "eval"):
+        shutil.rmtree(run / sub, ignore_errors=True)
+    path.write_text(json.dumps(key, indent=1), encoding="utf-8")
+
+
+def sample_users(test: list, n: int | None, seed: int) -> list:
+    """All test examples, or a seeded sample of n of them (in split order)."""
+    if not n or n >= len(test):
+        return list(test)
+    keep = sorted(random.Random(seed).sample(range(len(test)), n))
+    return [test[i] for i in keep]
 
 
 def build(method: str, prepared, run: Path, overrides: list[str]):
@@ -33,7 +81,7 @@ def build(method: str, prepared, run: Path, overrides: list[str]):
     from llmrec.pipeline import ensure_sids
     from llmrec.sid.config import SidConfig
 
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "sid" / f"{method}.yaml"
+    recipe = ROOT / "recipes" / "sid" / f"{method}.yaml"
     cfg = load_config(SidConfig, recipe, overrides)
     t0 = time.time()
     sm = ensure_sids(prepared, run, cfg)
@@ -45,10 +93,6 @@ def train(run: Path, minutes: float, seed: int, batch_size: int) -> dict:
     from llmrec.train.config import AdapterConfig, ModelConfig, SFTRecipe, TrainConfig
     from llmrec.train.sft import run_sft
 
-    if (run / "sft" / "train_summary.json").exists():
-        summary = json.loads((run / "sft" / "train_summary.json").read_text())
-        if summary.get("recipe", {}).get("train", {}).get("max_minutes") == minutes:
-            return summary
     return run_sft(SFTRecipe(
         run=str(run), output=str(run / "sft"), model=ModelConfig(preset="tiny", init="random"),
         adapter=AdapterConfig(mode="full"),
@@ -83,6 +127,18 @@ def paired_vs(reference: str, rankings: dict[str, list[list[str]]], targets: lis
     return out
 
 
+def grid_order(rankings: dict[str, list[list[str]]], targets: list[str], seed: int) -> dict:
+    """Recall@10 differences along GRID's ordering: rvq - rkmeans and rqvae - rvq (paired bootstrap)."""
+    from llmrec.eval.metrics import example_metrics, paired_bootstrap
+
+    if not {"rkmeans", "rvq", "rqvae"} <= set(rankings):
+        return {}
+    hr = {m: [example_metrics(r, t, [10])["HR@10"] for r, t in zip(rankings[m], targets)]
+          for m in ("rkmeans", "rvq", "rqvae")}
+    return {"rvq - rkmeans": paired_bootstrap(hr["rvq"], hr["rkmeans"], seed=seed),
+            "rqvae - rvq": paired_bootstrap(hr["rqvae"], hr["rvq"], seed=seed)}
+
+
 def row(method: str, res: dict, stats: dict, build_s: float, train: dict) -> dict:
     m, g = res["metrics"], res["popularity"]["groups"]
     return {"method": method, "Recall@5": m["HR@5"], "Recall@10": m["HR@10"], "NDCG@5": m["NDCG@5"],
@@ -93,7 +149,7 @@ def row(method: str, res: dict, stats: dict, build_s: float, train: dict) -> dic
             "tokens": int(sum(stats["levels"])), "reconstruction_mse": stats.get("reconstruction_mse"),
             "build_s": round(build_s, 1), "sid_build_s": stats["timings"]["build_s"],
             "train_steps": train.get("global_step"), "train_s": train.get("train_seconds"),
-            "n_test": res["n_examples"]}
+            "eval_s": res.get("seconds", {}).get("ranking_this_run"), "n_test": res["n_examples"]}
 
 
 def table(rows: list[dict]) -> str:
@@ -131,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="amazon18_scientific")
     ap.add_argument("--minutes", type=float, default=3.0, help="SFT wall-clock budget per method")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma list of recipes/sid/*.yaml names")
-    ap.add_argument("--eval-users", type=int, default=None, help="first N test users (default: all)")
+    ap.add_argument("--eval-users", type=int, default=None,
+                    help="evaluate on a seeded sample of N test users, the same for every method (default: all)")
     ap.add_argument("--num-beams", type=int, default=10, help="beams of the constrained search (>= 10)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=42)
@@ -139,19 +196,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="SID config override, all methods")
     args = ap.parse_args(argv)
 
+    state = code_state()
+    # one code state for the whole loop: everything it runs is imported now, before the first method
+    import llmrec.eval.metrics
+    import llmrec.eval.runner
+    import llmrec.sid.build
+    import llmrec.sid.quantizers
+    import llmrec.train.config
+    import llmrec.train.sft  # noqa: F401
     from llmrec.corpus.config import CorpusConfig
     from llmrec.pipeline import ensure_corpus, ensure_data
 
     root = Path(args.run or f"runs/sid_methods_{args.dataset}")
     prepared = ensure_data(args.dataset, root / "shared")
-    examples = prepared.split.test[: args.eval_users] if args.eval_users else prepared.split.test
+    examples = sample_users(prepared.split.test, args.eval_users, args.seed)
     corpus_cfg = CorpusConfig(tasks=["seqrec"], max_history=20, seed=args.seed)
+    key = {"dataset": args.dataset, "minutes": args.minutes, "seed": args.seed, "batch_size": args.batch_size,
+           "num_beams": args.num_beams, "eval_users": len(examples), "eval_sample_seed": args.seed,
+           "overrides": args.overrides, "code": state["code"], "dirty": state["dirty"]}
+    print(f"code state {state}; {len(examples)} of {len(prepared.split.test)} test users", flush=True)
     rows, rankings = [], {}
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         run = root / method
         run.mkdir(parents=True, exist_ok=True)
         if not (run / "data").exists():
             (run / "data").symlink_to((root / "shared" / "data").resolve(), target_is_directory=True)
+        fresh(run, {**key, "method": method})
         t0 = time.time()
         sm, stats, build_s = build(method, prepared, run, args.overrides)
         ensure_corpus(prepared, sm, run, corpus_cfg)
@@ -169,17 +239,23 @@ def main(argv: list[str] | None = None) -> int:
         md += "\n".join(f"| {m} | {p['HR@10']['diff']:+.4f} | [{p['HR@10']['ci95'][0]:+.4f}, {p['HR@10']['ci95'][1]:+.4f}]"
                         f" | {p['NDCG@10']['diff']:+.4f} | [{p['NDCG@10']['ci95'][0]:+.4f}, "
                         f"{p['NDCG@10']['ci95'][1]:+.4f}] |" for m, p in paired.items())
+    grid = grid_order(rankings, [e.target for e in examples], args.seed)
+    if grid:
+        md += "\n\nGRID's ordering (RK-Means >= R-VQ >= RQ-VAE on Recall@10), paired differences:\n\n" + "\n".join(
+            f"- {name}: {p['diff']:+.4f} [{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]" for name, p in grid.items())
+    sample = "all" if len(examples) == len(prepared.split.test) else f"seeded sample (seed {args.seed}) of"
     title = (f"{args.dataset}: tiny decoder, {args.minutes:g} min SFT per method on SID sequences, "
-             f"test n={len(examples)}")
+             f"test: {sample} {len(examples)} users, code {state['commit']}{'+dirty' if state['dirty'] else ''}")
     (root / "sid_methods.md").write_text(f"# {title}\n\n{md}\n", encoding="utf-8")
     plot(rows, root / "sid_methods.png", title)
     print(md)
     order = {r["method"]: r["Recall@10"] for r in rows}
-    grid = None
+    holds = None
     if {"rkmeans", "rvq", "rqvae"} <= set(order):
-        grid = order["rkmeans"] >= order["rvq"] >= order["rqvae"]
+        holds = order["rkmeans"] >= order["rvq"] >= order["rqvae"]
     print(json.dumps({"dataset": args.dataset, "minutes": args.minutes, "n_test": len(examples),
-                      "grid_order_holds": grid, "png": str(root / "sid_methods.png"), "methods": rows,
+                      "n_test_all": len(prepared.split.test), **state, "grid_order_holds": holds,
+                      "grid_order": grid, "png": str(root / "sid_methods.png"), "methods": rows,
                       "paired_vs": {"reference": reference, **paired}}))
     return 0
 
