@@ -6,7 +6,10 @@ commitment also moves the codebooks before it); EMA mode updates each codeword a
 mean of the residuals assigned to it (online residual k-means). Both start from residual k-means
 and restart dead codes. With collaborative vectors (`cf_weight > 0`, gradient mode) a LETTER-style
 contrastive loss pulls each item's quantized vector toward its own collaborative vector and away
-from the other items' in the batch; `diversity_weight` keeps the codes used.
+from the other items' in the batch; `diversity_weight` keeps the codes used. Without an encoder the
+loss can only move codewords (items change codes only when a boundary crosses them): on a synthetic
+case where text and behaviour disagree it changed no code (tests/test_sid_collab.py measures RQ-VAE,
+whose encoder can move items), so prefer `rqvae` or fused input vectors to put behaviour into SIDs.
 """
 
 from __future__ import annotations
