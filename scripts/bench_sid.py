@@ -5,7 +5,8 @@
     python scripts/bench_sid.py --synthetic 1000000 --method rqvae [--config recipes/sid/rqvae.yaml] [--set rqvae.steps=500]
 
 The last line printed is one JSON object (dataset, items, embed_s, quantize_s, distinct_sids,
-collisions_before, collisions_after, utilization, ... and peak_rss_gb). `--quality` adds a check of
+collisions_before, collisions_after, utilization, ..., wall_s: the whole run, and peak_rss_gb: the
+process's peak resident memory). `--quality` adds a check of
 the embeddings themselves: for consecutive item pairs (a, b) in the training part of each user's
 sequence (last two items held out), the rank of b among all items by cosine similarity to a
 (next_item_r10, next_item_r50, next_item_mrr). It is how the default encoder token limit was chosen.
@@ -26,6 +27,12 @@ import time
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+T_START = time.perf_counter()
+
+
+def wall_s() -> float:
+    """Seconds since the script started (imports, data, quantize, collisions: the whole run)."""
+    return round(time.perf_counter() - T_START, 2)
 
 
 def peak_rss_gb() -> float:
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                "reconstruction_mse": q.reconstruction_mse,
                "loss_first": q.history[0] if q.history else None, "loss_last": q.history[-1] if q.history else None,
                "quantizer": q.config, "cpus": os.cpu_count(), "torch_threads": _torch_threads(),
-               "peak_rss_gb": peak_rss_gb()}
+               "wall_s": wall_s(), "peak_rss_gb": peak_rss_gb()}
         print(json.dumps(out))
         return 0
 
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
            "items_touched": st["items_touched"], "utilization": st["utilization_quantizer"],
            "max_seq_length": cfg.max_seq_length, "common_category_share": cfg.common_category_share,
            "reconstruction_mse": st["reconstruction_mse"], "balanced": args.balanced, "cpus": os.cpu_count(),
-           "load_avg_1m": round(os.getloadavg()[0], 2), "peak_rss_gb": peak_rss_gb()}
+           "load_avg_1m": round(os.getloadavg()[0], 2), "wall_s": wall_s(), "peak_rss_gb": peak_rss_gb()}
     if args.quality:
         emb = np.load(os.path.join(out_dir, "embeddings.npy"))  # rows in SidMap order
         seqs = {u: [x.item for x in s] for u, s in ds.sequences().items()}
