@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
            "num_beams": args.num_beams, "eval_users": len(examples), "eval_sample_seed": args.seed,
            "overrides": args.overrides, "code": state["code"], "dirty": state["dirty"]}
     print(f"code state {state}; {len(examples)} of {len(prepared.split.test)} test users", flush=True)
-    rows, rankings = [], {}
+    rows, rankings, failed = [], {}, {}
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         run = root / method
         run.mkdir(parents=True, exist_ok=True)
@@ -223,14 +224,26 @@ def main(argv: list[str] | None = None) -> int:
             (run / "data").symlink_to((root / "shared" / "data").resolve(), target_is_directory=True)
         fresh(run, {**key, "method": method})
         t0 = time.time()
-        sm, stats, build_s = build(method, prepared, run, args.overrides)
-        ensure_corpus(prepared, sm, run, corpus_cfg)
-        summary = train(run, args.minutes, args.seed, args.batch_size)
-        res, rankings[method] = evaluate_model(run, prepared, examples, args.num_beams)
+        try:
+            sm, stats, build_s = build(method, prepared, run, args.overrides)
+            ensure_corpus(prepared, sm, run, corpus_cfg)
+            summary = train(run, args.minutes, args.seed, args.batch_size)
+            res, rankings[method] = evaluate_model(run, prepared, examples, args.num_beams)
+        except Exception as e:  # noqa: BLE001 - one broken method must not lose the others' rows
+            traceback.print_exc()
+            failed[method] = f"{type(e).__name__}: {e}"
+            print(f"[{method}] FAILED: {failed[method]}", flush=True)
+            continue
         rows.append(row(method, res, stats, build_s, summary))
+        (run / "bench_row.json").write_text(json.dumps(rows[-1], indent=1), encoding="utf-8")
         print(f"[{method}] NDCG@10 {rows[-1]['NDCG@10']:.4f} Recall@10 {rows[-1]['Recall@10']:.4f} "
               f"({time.time() - t0:.0f}s)", flush=True)
+    if not rows:
+        print(json.dumps({"dataset": args.dataset, "methods": [], "failed": failed}))
+        return 1
     md = table(rows)
+    if failed:
+        md += "\n\nFailed: " + "; ".join(f"{m}: {err}" for m, err in failed.items())
     reference = rows[0]["method"]
     paired = paired_vs(reference, rankings, [e.target for e in examples], args.seed) if len(rows) > 1 else {}
     if paired:
@@ -256,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"dataset": args.dataset, "minutes": args.minutes, "n_test": len(examples),
                       "n_test_all": len(prepared.split.test), **state, "grid_order_holds": holds,
                       "grid_order": grid, "png": str(root / "sid_methods.png"), "methods": rows,
-                      "paired_vs": {"reference": reference, **paired}}))
+                      "paired_vs": {"reference": reference, **paired}, "failed": failed}))
     return 0
 
 
