@@ -149,6 +149,7 @@ def row(method: str, res: dict, stats: dict, build_s: float, train: dict) -> dic
             "levels": len(stats["levels"]), "variable_length": stats.get("variable_length"),
             "tokens": int(sum(stats["levels"])), "reconstruction_mse": stats.get("reconstruction_mse"),
             "build_s": round(build_s, 1), "sid_build_s": stats["timings"]["build_s"],
+            "embed_s": stats["timings"]["embed_s"], "quantize_s": stats["timings"]["quantize_s"],
             "train_steps": train.get("global_step"), "train_s": train.get("train_seconds"),
             "eval_s": res.get("seconds", {}).get("ranking_this_run"), "n_test": res["n_examples"]}
 
