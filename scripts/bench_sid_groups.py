@@ -1,6 +1,8 @@
 """Head / torso / tail view of a `bench_sid_methods.py` folder, with paired intervals (no training).
 
     python scripts/bench_sid_groups.py --run runs/sid_collab_sci18 --methods rkmeans,identity,fused_cf,rqvae,rqvae_cf
+    python scripts/bench_sid_groups.py --run runs/sid_collab_sci18 --methods rkmeans,identity,fused_cf,rqvae_cf \
+        --baselines-from runs/sci18/eval --baselines sasrec,sasrec-sid,h2rec   # one table, reference sasrec
 
 Reads each method's saved test rankings (RUN/METHOD/eval/predictions.jsonl, the same examples for every
 method) and the prepared data (RUN/shared/data), then reports HR@10 / NDCG@10 overall and per target
@@ -8,7 +10,10 @@ popularity group (head = top 20% of items by training count, tail = bottom 50%, 
 paired bootstrap of NDCG@10 of every method against the first, overall and within each group
 (llmrec.eval.report.paired_comparisons), and how collaborative each SID map is: the share of an item's
 10 nearest collaborative neighbours (PPMI-SVD of training interactions only) that share its first code,
-and its first two codes. Prints the markdown tables and one JSON object last.
+and its first two codes. With `--baselines-from EVAL_DIR --baselines a,b` the rankings an `llmrec eval` of the
+same data saved (EVAL_DIR/NAME/predictions.jsonl, any superset of the examples) join the table, restricted to
+the bench's test examples (refused when one is missing or has another target), and the first baseline
+becomes the reference. Prints the markdown tables and one JSON object last.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="the bench_sid_methods.py --run folder")
     ap.add_argument("--methods", required=True, help="comma list; the first is the reference")
+    ap.add_argument("--baselines-from", default=None, help="an `llmrec eval` output folder (e.g. runs/sci18/eval)")
+    ap.add_argument("--baselines", default="", help="comma list of rankers in --baselines-from; the first is the reference")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args(argv)
@@ -70,6 +77,18 @@ def main(argv: list[str] | None = None) -> int:
             raise LlmrecError(f"{m}: evaluated on other test examples than {methods[0]}; rerun the bench once "
                               "for all methods")
         users, targets, rankings[m] = u, t, r
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    if baselines and not args.baselines_from:
+        raise LlmrecError("--baselines needs --baselines-from EVAL_DIR (an `llmrec eval` output folder)")
+    for b in baselines:  # restricted to the bench's examples, matched on (user, target)
+        bu, bt, br = read_predictions(Path(args.baselines_from) / b / "predictions.jsonl")
+        by_user = {u: (t, r) for u, t, r in zip(bu, bt, br)}
+        missing = [u for u, t in zip(users, targets) if by_user.get(u, (None,))[0] != t]
+        if missing:
+            raise LlmrecError(f"{args.baselines_from}/{b}: {len(missing)} of the bench's test examples are missing or "
+                              f"have another target (first: user {missing[0]}); evaluate {b} on the same data split")
+        rankings[b] = [by_user[u][1] for u in users]
+    methods = baselines + methods
     labels = target_groups(targets, prepared.split.item_popularity(), catalogue)
     per = {m: [example_metrics(r, t, [10]) for r, t in zip(rankings[m], targets)] for m in methods}
     table = {}
@@ -85,26 +104,29 @@ def main(argv: list[str] | None = None) -> int:
     collab = collaborative_vectors(seqs, catalogue, dim=64, seed=args.seed)
     coherence = {}
     for m in methods:
+        if m in baselines:
+            coherence[m] = None
+            continue
         sm = SidMap.load(root / m / "sid" / "sid_map.json")
         coherence[m] = neighbour_prefix_share(sm.codes, catalogue, collab)
 
     n = {g: labels.count(g) for g in GROUPS}
     lines = [(f"Test examples: {len(targets)} (head {n['head']}, torso {n['torso']}, tail {n['tail']}); "
-             "HR@10 / NDCG@10:\n"), "| SIDs | all | head | torso | tail | collab. neighbours sharing code 1 / codes 1-2 |",
+             "HR@10 / NDCG@10:\n"), "| ranker (LLM: its SIDs) | all | head | torso | tail | collab. neighbours sharing code 1 / codes 1-2 |",
              "|---|---:|---:|---:|---:|---:|"]
     for m in methods:
         c = table[m]
         lines.append(f"| {m} | " + " | ".join(f"{c[g]['HR@10']:.4f} / {c[g]['NDCG@10']:.4f}" for g in ("all", *GROUPS))
-                     + f" | {coherence[m][0]:.3f} / {coherence[m][1]:.3f} |")
+                     + (f" | {coherence[m][0]:.3f} / {coherence[m][1]:.3f} |" if coherence[m] else " | – |"))
     cell = {(p["ranker"], p["group"]): p for p in paired}
     lines += ["", (f"Paired bootstrap of NDCG@10 against {methods[0]} ({args.n_boot} resamples; difference "
-              "[95% interval]):\n"), "| SIDs | all | head | torso | tail |", "|---|---|---|---|---|"]
+              "[95% interval]):\n"), "| ranker | all | head | torso | tail |", "|---|---|---|---|---|"]
     for m in methods[1:]:
         lines.append(f"| {m} | " + " | ".join(
             f"{cell[(m, g)]['diff']:+.4f} [{cell[(m, g)]['ci95'][0]:+.4f}, {cell[(m, g)]['ci95'][1]:+.4f}]"
             for g in ("all", *GROUPS) if (m, g) in cell) + " |")
     md = "\n".join(lines)
-    (root / "sid_groups.md").write_text(md + "\n", encoding="utf-8")
+    (root / ("sid_groups_vs_baselines.md" if baselines else "sid_groups.md")).write_text(md + "\n", encoding="utf-8")
     print(md)
     print(json.dumps({"run": str(root), "n_test": len(targets), "group_sizes": n, "metrics": table,
                       "collab_prefix_share": coherence, "paired_vs": {"reference": methods[0], "rows": paired}}))
