@@ -1,4 +1,4 @@
-"""`llmrec demo`: the whole pipeline on the embedded defaults, sized for a 2-core CPU (~13 min).
+"""`llmrec demo`: the whole pipeline on the embedded defaults, sized for a 2-core CPU (~14 min).
 
 data prepare -> SIDs -> corpus -> SFT (tiny) -> short GRPO -> eval (LLM vs baselines) -> bundle -> chat,
 each stage from the shipped recipes (recipes/tiny-cpu) with the demo's budgets as overrides.
