@@ -117,27 +117,22 @@ def evaluate_model(run: Path, prepared, examples, num_beams: int) -> dict:
 
 def paired_vs(reference: str, rankings: dict[str, list[list[str]]], targets: list[str], seed: int) -> dict:
     """Paired bootstrap of Recall@10 and NDCG@10, every method minus `reference` (same test users)."""
-    from llmrec.eval.metrics import example_metrics, paired_bootstrap
+    from llmrec.eval.report import paired_comparisons
 
-    per = {m: [example_metrics(r, t, [10]) for r, t in zip(rk, targets)] for m, rk in rankings.items()}
-    out = {}
-    for m in rankings:
-        if m != reference:
-            out[m] = {key: paired_bootstrap([x[key] for x in per[m]], [x[key] for x in per[reference]], seed=seed)
-                      for key in ("HR@10", "NDCG@10")}
+    out: dict[str, dict] = {}
+    for key in ("HR@10", "NDCG@10"):
+        for p in paired_comparisons(rankings, targets, [reference], metric=key, seed=seed):
+            out.setdefault(p["ranker"], {})[key] = p
     return out
 
 
 def grid_order(rankings: dict[str, list[list[str]]], targets: list[str], seed: int) -> dict:
     """Recall@10 differences along GRID's ordering: rvq - rkmeans and rqvae - rvq (paired bootstrap)."""
-    from llmrec.eval.metrics import example_metrics, paired_bootstrap
-
     if not {"rkmeans", "rvq", "rqvae"} <= set(rankings):
         return {}
-    hr = {m: [example_metrics(r, t, [10])["HR@10"] for r, t in zip(rankings[m], targets)]
-          for m in ("rkmeans", "rvq", "rqvae")}
-    return {"rvq - rkmeans": paired_bootstrap(hr["rvq"], hr["rkmeans"], seed=seed),
-            "rqvae - rvq": paired_bootstrap(hr["rqvae"], hr["rvq"], seed=seed)}
+    pairs = {"rvq - rkmeans": ("rvq", "rkmeans"), "rqvae - rvq": ("rqvae", "rvq")}
+    return {name: paired_vs(ref, {m: rankings[m], ref: rankings[ref]}, targets, seed)[m]["HR@10"]
+            for name, (m, ref) in pairs.items()}
 
 
 def row(method: str, res: dict, stats: dict, build_s: float, train: dict) -> dict:

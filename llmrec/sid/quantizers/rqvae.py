@@ -113,15 +113,12 @@ class RQVAE(BaseQuantizer):
     def quantized(self, X: np.ndarray) -> np.ndarray:
         """The quantized latents (sum of each row's codewords, the vector the collaborative loss
         aligns), float32 [N, latent_dim]."""
-        import torch
+        from llmrec.sid.quantizers.torch_vq import encode_batches
 
         self._check_fitted()
-        out = []
-        with torch.no_grad():
-            for s in range(0, len(X), 65536):
-                x = torch.from_numpy(as_f32(X)[s:s + 65536]).to(self.device)
-                out.append(self.model.rq(self.model.enc(x))["q"].cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+        self.model.eval()
+        return encode_batches(lambda x: self.model.rq(self.model.enc(x))["q"], as_f32(X), self.device,
+                              dtype=np.float32)
 
     def _mse(self, X: np.ndarray) -> float:
         import torch

@@ -277,10 +277,11 @@ def pick_device(device: str | None) -> str:
 
 
 def encode_batches(fn: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray, device: str,
-                   batch: int = 65536) -> np.ndarray:
-    """Codes [N, L] from fn over row blocks of X (no gradients)."""
+                   batch: int = 65536, dtype: type = np.int64) -> np.ndarray:
+    """fn over row blocks of X (no gradients), concatenated: codes [N, L] by default, or any
+    per-row output (e.g. quantized vectors with dtype=np.float32)."""
     out = []
     with torch.no_grad():
         for s in range(0, len(X), batch):
             out.append(fn(torch.from_numpy(X[s:s + batch]).to(device)).cpu().numpy())
-    return np.concatenate(out).astype(np.int64)
+    return np.concatenate(out).astype(dtype)
