@@ -94,3 +94,21 @@ def test_inputs_forms_and_errors(setup):
         recommend(model, tok, trie, prompts, k=10, num_beams=5)
     ids_t, am = encode_prompts(tok, prompts[:2], trie.pad_id)
     assert ids_t.shape == am.shape and bool(am[:, -1].all())
+
+
+def test_without_end_token_scores_are_the_sid_tokens_log_probs(setup):
+    """score_end=False (stream models): an item's score is the teacher-forced log-probability of its
+    SID tokens alone, and with beams covering the catalogue the ranking is by that sum."""
+    sm, model, tok, trie, prompts, _ = setup
+    recs = recommend(model, tok, trie, prompts[:2], k=60, num_beams=60, score_end=False)
+    for prompt, row in zip(prompts[:2], recs):
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        for item, score in row[:5] + row[-3:]:
+            sid = tok.convert_tokens_to_ids(sm.tokens(item))
+            ids = torch.tensor([p_ids + list(sid)])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+            want = sum(logp[len(p_ids) - 1 + j, t].item() for j, t in enumerate(sid))
+            assert score == pytest.approx(want, abs=1e-4)
+        with_end = dict(recommend(model, tok, trie, [prompt], k=60, num_beams=60)[0])
+        assert all(with_end[i] < s for i, s in row)  # the end token's log-prob is left out

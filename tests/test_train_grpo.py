@@ -114,7 +114,10 @@ def _recipe(run, out, steps=2):
                           rewards={"rule": 1.0, "ranking": 1.0, "semantic": 1.0, "valid": 1.0}))
 
 
-def test_rollout_gives_distinct_valid_items_per_group(grpo_run):
+@pytest.mark.parametrize("prompt_format", ["window", "stream"])
+def test_rollout_gives_distinct_valid_items_per_group(grpo_run, prompt_format):
+    """...and a completion is the item's SID tokens plus the end token, or (a stream model, which
+    continues with the next SID) the SID tokens alone."""
     from llmrec.decode import SidTrie
     from llmrec.llm import load_model
     from llmrec.train.config import GRPOSettings
@@ -139,11 +142,15 @@ def test_rollout_gives_distinct_valid_items_per_group(grpo_run):
     from llmrec.corpus import seqrec_messages
 
     ids = list(sid_map.codes)
-    prompts = [seqrec_messages(ids[i:i + 3], sid_map) for i in (0, 5)]
+    prompts = [seqrec_messages(ids[i:i + 3], sid_map, prompt_format=prompt_format) for i in (0, 5)]
     repeated = [p for p in prompts for _ in range(4)]
-    out = ConstrainedRollout(tok, sid_map, trie, GRPOSettings(num_generations=4))(repeated, _Trainer)
+    out = ConstrainedRollout(tok, sid_map, trie, GRPOSettings(num_generations=4),
+                             end_token=prompt_format != "stream")(repeated, _Trainer)
     items = CompletionItems.from_tokenizer(tok, sid_map).items(out["completion_ids"])
     assert None not in items
+    for item, comp in zip(items, out["completion_ids"]):
+        sid_ids = tok.convert_tokens_to_ids(sid_map.tokens(item))
+        assert comp == list(sid_ids) + ([] if prompt_format == "stream" else [trie.end_ids[0]])
     for g in range(2):
         assert len(set(items[g * 4:(g + 1) * 4])) == 4
     assert out["beam_rank"] == [0, 1, 2, 3, 0, 1, 2, 3]

@@ -24,6 +24,7 @@ from llmrec.corpus.tasks import (
     make_messages,
     seqrec_messages,
     seqrec_session,
+    seqrec_stream,
     sid_history,
     title_history,
 )
@@ -132,14 +133,17 @@ class CorpusBuilder:
                 else:
                     self.skipped["fusion_title2sid"]["no_title"] += 1
 
-    def seqrec_sessions(self) -> None:
+    def seqrec_sequences(self) -> None:
         """One `seqrec` row per training sequence (chunks of max_history + 1 items, consecutive chunks
-        sharing one item): the first item in the user turn, every later item an assistant turn, so
-        each training target is trained exactly once. Only training events are used (plus the
-        validation target with include_valid_in_train); test targets never appear."""
-        if not self.conversational:
+        sharing one item), in the `session` or `stream` format: the first item in the user turn and
+        every later item trained, so each training target is trained exactly once. Only training
+        events are used (plus the validation target with include_valid_in_train); test targets never
+        appear."""
+        session = self.cfg.seqrec_format == "session"
+        if session and not self.conversational:
             raise LlmrecError("seqrec_format: session needs a tokenizer with a chat template (multi-turn rows "
-                              "trained with assistant_only_loss); use seqrec_format: window for plain models")
+                              "trained with assistant_only_loss); use seqrec_format: stream or window for plain "
+                              "models")
         seqs = {u: [x.item for x in seq] for u, seq in self.split.train.items()}
         if self.cfg.include_valid_in_train:
             for ex in self.split.valid:
@@ -152,10 +156,10 @@ class CorpusBuilder:
                 chunk = seq[start:start + size]
                 if len(chunk) < 2 or not self.has_sids("seqrec", chunk):
                     continue
-                key = f"{user}|session|{start}"
-                prompt, turns = seqrec_session(chunk, self.sid_map, template_index=self._index("seqrec", key),
-                                               library=self.lib)
-                self.add("train", "seqrec", prompt, turns, chunk[-1], user)
+                key = f"{user}|{self.cfg.seqrec_format}|{start}"
+                build = seqrec_session if session else seqrec_stream
+                prompt, rest = build(chunk, self.sid_map, template_index=self._index("seqrec", key), library=self.lib)
+                self.add("train", "seqrec", prompt, rest, chunk[-1], user)
 
     # -- item tasks ---------------------------------------------------------------------------
     def item_tasks(self, tasks: list[str], split: str = "train", item_ids: list[str] | None = None,
@@ -266,7 +270,15 @@ class CorpusBuilder:
                 if not self.has_sids(f"seqrec_{split_name}", hist + [ex.target]):
                     continue
                 key = f"{ex.user}|{split_name}"
-                m = seqrec_messages(hist, self.sid_map, self.items, template_index=self._index("seqrec", key, fixed),
+                index = self._index("seqrec", key, fixed)
+                if self.cfg.seqrec_format == "stream":
+                    # the row is the whole stream (its loss: every item after the first, the held-out
+                    # target last), as training rows are; rankers prompt with seqrec_messages
+                    prompt, rest = seqrec_stream(hist + [ex.target], self.sid_map, template_index=index,
+                                                 library=self.lib)
+                    self.add(split_name, "seqrec", prompt, rest, ex.target, ex.user)
+                    continue
+                m = seqrec_messages(hist, self.sid_map, self.items, template_index=index,
                                     library=self.lib, prompt_format=self.cfg.seqrec_format)
                 self.add(split_name, "seqrec", m, self.sid_map.sid_string(ex.target), ex.target, ex.user)
             if self.cfg.eval_translation_items > 0:
@@ -324,8 +336,8 @@ def task_builder(name: str, tasks: Iterable[str]):
 
 @task_builder("1_sequence", ("seqrec", "fusion_sid2title", "fusion_title2sid"))
 def _sequence_tasks(b: CorpusBuilder, tasks: list[str]) -> None:
-    if b.cfg.seqrec_format == "session" and "seqrec" in tasks:
-        b.seqrec_sessions()
+    if b.cfg.seqrec_format in ("session", "stream") and "seqrec" in tasks:
+        b.seqrec_sequences()
     if b.cfg.seqrec_format == "window" or {"fusion_sid2title", "fusion_title2sid"} & set(tasks):
         b.seqrec_train(tasks)
 

@@ -31,9 +31,11 @@ class CorpusConfig:
                                 help="next-item rows: window = one row per target (its history in one user "
                                 "turn); session = one conversation per training sequence (chunks of "
                                 "max_history + 1 items), an assistant turn per item after the first, all "
-                                "trained in one pass (TRL assistant_only_loss); eval and serving prompt the "
+                                "trained in one pass (TRL assistant_only_loss); stream = one row per chunk "
+                                "too, the first item in the user turn and every later SID in one assistant "
+                                "turn (a SID's tokens per step, nothing else); eval and serving prompt the "
                                 "model in the format it was trained on")
-    max_history: int = option(20, help="most recent items in a sliding window's history (session: items per "
+    max_history: int = option(20, help="most recent items in a sliding window's history (session, stream: items per "
                               "prompt, so a training chunk holds max_history + 1 items)")
     fusion_max_history: int = option(10, help="history length of the fusion tasks")
     min_history: int = option(1, help="shortest history that makes a training window")
@@ -65,9 +67,9 @@ class CorpusConfig:
                     raise LlmrecError(f"{name}: task {task!r} is not among `tasks` {self.tasks}")
                 if n < (0 if name == "caps" else 1):
                     raise LlmrecError(f"{name}.{task} must be at least {0 if name == 'caps' else 1}, got {n}")
-        if self.seqrec_format == "session" and self.seqrec_crops:
-            raise LlmrecError("seqrec_crops apply to window rows only; set seqrec_crops: 0 with seqrec_format: "
-                              "session (a session already trains every position of the sequence)")
+        if self.seqrec_format != "window" and self.seqrec_crops:
+            raise LlmrecError(f"seqrec_crops apply to window rows only; set seqrec_crops: 0 with seqrec_format: "
+                              f"{self.seqrec_format} (it already trains every position of the sequence)")
         for name in ("max_history", "fusion_max_history", "min_history"):
             if getattr(self, name) < 1:
                 raise LlmrecError(f"{name} must be at least 1, got {getattr(self, name)}")

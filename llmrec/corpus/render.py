@@ -45,9 +45,17 @@ def plain_completion(completion: Sequence[Message]) -> str:
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Message]) -> str:
-    """Prompt text ending where the model's answer starts (generation prompt included)."""
+    """Prompt text ending where the model's answer starts (generation prompt included). When the
+    last message is the assistant's (a `stream` prompt), the text ends inside that unfinished turn
+    (`continue_final_message`), so the model goes on where the message stops: the same prefix the
+    training row had before its next SID."""
+    messages = list(messages)
+    open_turn = bool(messages) and messages[-1]["role"] == "assistant"
     if has_chat_template(tokenizer):
-        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not open_turn,
+                                             continue_final_message=open_turn)
+    if open_turn:
+        return plain_prompt(messages[:-1]) + messages[-1]["content"]
     return plain_prompt(messages)
 
 

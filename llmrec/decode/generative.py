@@ -31,7 +31,7 @@ class GenerativeRecommender:
 
     `max_history` keeps the most recent items in a prompt; `template_index` picks the prompt
     paraphrase (0: what eval and serving use); `num_beams` is the default beam width;
-    `prompt_format` (window | session) defaults to the format recorded in the model's config at
+    `prompt_format` (window | session | stream) defaults to the format recorded in the model's config at
     training time (`llmrec_prompt_format`; window for models that predate it).
     """
 
@@ -79,8 +79,9 @@ class GenerativeRecommender:
                           batch_size: int = 16) -> list[ItemScores]:
         """Top-k distinct items per rendered prompt, [(item_id, log_prob), ...] best first."""
         beams = max(k, num_beams or self.num_beams)
+        # a stream model goes on with the next SID after an item: its end token is not part of the score
         return recommend(self.model, self.tokenizer, self.trie, prompts, k=k, num_beams=beams, exclude=exclude,
-                         batch_size=batch_size)
+                         batch_size=batch_size, score_end=self.prompt_format != "stream")
 
     def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *, behavior: str | None = None,
                   exclude_history: bool = False, num_beams: int | None = None,

@@ -72,9 +72,11 @@ def _format(items: list[str], scores: list[float], return_scores: bool):
 
 @torch.inference_mode()
 def _beam_search(model, trie: SidTrie, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 num_beams: int, banned: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                 num_beams: int, banned: torch.Tensor | None,
+                 score_end: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Constrained beam search for one chunk. Returns finished (scores, leaf nodes), each (R, N),
-    sorted best first; empty slots have score -inf and node -1."""
+    sorted best first; empty slots have score -inf and node -1. Without `score_end` a finished
+    item scores its SID tokens only (the end token adds 0)."""
     dev = input_ids.device
     R, N = input_ids.shape[0], num_beams
     neg = float("-inf")
@@ -107,6 +109,8 @@ def _beam_search(model, trie: SidTrie, input_ids: torch.Tensor, attention_mask: 
             end_lp = logp[:, end_ids].max(-1).values
             lp[:, 0] = torch.where(leaf, end_lp, lp[:, 0])
             cok = cok & ~(leaf.unsqueeze(1) & (torch.arange(D, device=dev) > 0))
+        if not score_end:
+            lp[:, 0] = torch.where(leaf, torch.zeros_like(lp[:, 0]), lp[:, 0])
         cand = torch.where(cok, scores.view(-1, 1) + lp, neg).view(R, W * D)
         is_end = leaf.view(R, W, 1).expand(R, W, D).reshape(R, W * D)
 
@@ -151,12 +155,15 @@ def _beam_search(model, trie: SidTrie, input_ids: torch.Tensor, attention_mask: 
 
 def recommend(model, tokenizer, trie: SidTrie, prompts: Prompts, k: int = 10, num_beams: int | None = None,
               batch_size: int = 16, exclude: Sequence[Iterable[str] | None] | None = None,
-              return_scores: bool = True) -> list[list]:
+              return_scores: bool = True, score_end: bool = True) -> list[list]:
     """Top-k distinct items per prompt: [[(item_id, log_prob), ...], ...] (best first).
 
     prompts: rendered prompt strings, token id lists or a BatchEncoding (any padding side).
     num_beams: beam width (>= k; default max(k, 20)). exclude: per prompt, item ids never returned.
-    Scores are sequence log-probabilities (SID tokens + end token, length_penalty 0).
+    Scores are sequence log-probabilities (SID tokens + end token, length_penalty 0). `score_end`
+    False leaves the end token out: for models whose answer does not end after one item (the
+    `stream` format continues with the next SID), where P(end) says whether the sequence stops,
+    not how good the item is.
     """
     num_beams = _check(trie, model, k, num_beams)
     dev = next(model.parameters()).device
@@ -174,7 +181,7 @@ def recommend(model, tokenizer, trie: SidTrie, prompts: Prompts, k: int = 10, nu
             keep = cam.any(0)  # drop columns that are padding for every row of this chunk
             cid, cam = cid[:, keep].to(dev), cam[:, keep].to(dev)
             banned = trie.banned_nodes(exclude[b:b + batch_size]) if exclude is not None else None
-            fin_s, fin_n = _beam_search(model, trie, cid, cam, num_beams, banned)
+            fin_s, fin_n = _beam_search(model, trie, cid, cam, num_beams, banned, score_end)
             items_idx = trie.leaf_item[fin_n.clamp(min=0)].masked_fill(fin_n < 0, -1).cpu().tolist()
             for row_s, row_i in zip(fin_s.cpu().tolist(), items_idx):
                 got = [(trie.item_ids[i], s) for i, s in zip(row_i, row_s) if i >= 0][:k]

@@ -85,12 +85,14 @@ def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: s
 class ConstrainedRollout:
     """TRL `rollout_func`: G distinct catalogue items per prompt from trie-constrained decoding."""
 
-    def __init__(self, tokenizer, sid_map, trie, settings: GRPOSettings):
+    def __init__(self, tokenizer, sid_map, trie, settings: GRPOSettings, *, end_token: bool = True):
         self.tokenizer = tokenizer
         self.sid_map = sid_map
         self.trie = trie
         self.settings = settings
-        self.end_id = trie.end_ids[0]
+        # A completion is the item's SID tokens plus the end of the answer; a `stream` model goes on
+        # with the next SID instead, so its completions are the SID tokens alone (end_token False).
+        self.end_ids = [trie.end_ids[0]] if end_token else []
 
     def __call__(self, prompts: list, trainer) -> dict[str, Any]:
         G = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
@@ -122,7 +124,7 @@ class ConstrainedRollout:
             cands = ranked[slot[j]]
             item, score = cands[ranks[j] % len(cands)] if cands else (None, 0.0)
             ids = self.tokenizer.convert_tokens_to_ids(self.sid_map.tokens(item)) if item is not None else []
-            ids = list(ids) + [self.end_id]
+            ids = list(ids) + self.end_ids
             prompt_ids.append(list(enc[slot[j]]))
             completion_ids.append(ids)
             logprobs.append([float(score) / len(ids)] * len(ids))
@@ -194,7 +196,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
-        rollout_func=ConstrainedRollout(tokenizer, sid_map, trie, settings),
+        rollout_func=ConstrainedRollout(tokenizer, sid_map, trie, settings,
+                                        end_token=model_prompt_format(model) != "stream"),
         callbacks=[WallTimeLimit(cfg.max_minutes), val_cb, guard, SidMapInCheckpoints(sid_map)],
     )
     resume = latest_checkpoint(out_dir, recipe.resume)

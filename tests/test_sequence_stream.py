@@ -1,0 +1,128 @@
+"""The stream seqrec format: one row per training sequence, the first item in the user turn and every
+later SID back to back in one assistant turn (TRL's completion-only loss trains them all); a prompt
+for a history ends inside that turn, token for token the prefix a training stream had."""
+
+from __future__ import annotations
+
+import pytest
+from train_fixture import TINY_MODEL, build_small_run
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, data_root):
+    return build_small_run(tmp_path_factory.mktemp("run") / "small")
+
+
+@pytest.fixture(scope="module")
+def stream(small_run):
+    from llmrec.corpus import CorpusConfig, build_corpus_with_manifest
+    from llmrec.data.store import load_prepared
+    from llmrec.sid.sidmap import SidMap
+
+    prepared = load_prepared(small_run / "data")
+    sid_map = SidMap.load(small_run / "sid" / "sid_map.json")
+    config = CorpusConfig(tasks=["seqrec", "item2sid_title"], seqrec_format="stream", max_history=3)
+    corpus, manifest = build_corpus_with_manifest(prepared, sid_map, config)
+    return prepared, sid_map, corpus, manifest
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(stream):
+    from llmrec.llm import load_base
+
+    prepared, sid_map, _, _ = stream
+    return load_base("tiny", sid_map=sid_map, items=prepared.items, init="random")[1]
+
+
+def test_streams_train_every_item_after_the_first_once_and_no_held_out_target(stream):
+    prepared, sid_map, corpus, manifest = stream
+    assert manifest["config"]["seqrec_format"] == "stream"
+    rows: dict[str, list] = {}
+    for row in corpus["train"]:
+        if row["task"] == "seqrec":
+            assert [m["role"] for m in row["completion"]] == ["assistant"]
+            rows.setdefault(row["user"], []).append(row)
+    split = prepared.split
+    assert set(rows) == {u for u, seq in split.train.items() if len(seq) >= 2}
+    for user, seq in split.train.items():
+        trained = "".join(r["completion"][0]["content"] for r in rows.get(user, []))
+        assert trained == "".join(sid_map.sid_string(x.item) for x in seq[1:])  # in order, once each
+        for r in rows.get(user, []):  # chunks of max_history + 1 items: at most 3 trained SIDs
+            assert r["completion"][0]["content"].count("<a_") <= 3
+    # held-out rows are whole streams ending with their own target; training rows never hold one
+    for split_name, examples in (("valid", split.valid), ("test", split.test)):
+        by_user = {r["user"]: r for r in corpus[split_name]}
+        for ex in examples:
+            r = by_user[ex.user]
+            assert r["completion"][0]["content"].endswith(sid_map.sid_string(ex.target))
+            assert r["target"] == ex.target
+
+
+def test_stream_prompt_is_the_exact_token_prefix_of_a_training_stream(stream, tiny_tokenizer):
+    """The prompt for history h tokenizes to the training row over h + [next] up to the next item's
+    first token; TRL's completion mask is every later SID's tokens plus the end of the turn."""
+    from trl.trainer.sft_trainer import _tokenize
+
+    from llmrec.corpus import render_prompt, seqrec_messages
+    from llmrec.corpus.tasks import seqrec_stream
+
+    prepared, sid_map, _, _ = stream
+    tok = tiny_tokenizer
+    seq = next(s for s in prepared.split.train.values() if len(s) >= 4)
+    items = [x.item for x in seq[:4]]
+    prompt, rest = seqrec_stream(items, sid_map, template_index=0)
+    prompt_ids = _tokenize(tok, prompt, add_generation_prompt=True)["input_ids"]
+    full_ids = _tokenize(tok, prompt + [{"role": "assistant", "content": rest}])["input_ids"]
+    assert full_ids[:len(prompt_ids)] == prompt_ids
+    sid_ids = [t for i in items[1:] for t in tok(sid_map.sid_string(i), add_special_tokens=False)["input_ids"]]
+    completion = full_ids[len(prompt_ids):]
+    assert completion[:len(sid_ids)] == sid_ids
+    assert tok.convert_ids_to_tokens(completion[len(sid_ids)]) == "<|im_end|>"
+    for n in (1, 2, 3):  # history of n items, the (n+1)-th is the next one
+        text = render_prompt(tok, seqrec_messages(items[:n], sid_map, template_index=0, prompt_format="stream"))
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        cut = len(prompt_ids) + (n - 1) * len(sid_map.level_sizes)
+        assert ids == full_ids[:cut]
+
+
+def test_stream_prompt_without_a_chat_template_continues_the_plain_answer(stream):
+    from llmrec.corpus import plain_prompt, render_prompt, seqrec_messages
+
+    prepared, sid_map, _, _ = stream
+    items = list(prepared.items)[:3]
+    msgs = seqrec_messages(items, sid_map, template_index=0, prompt_format="stream")
+    text = render_prompt(None, msgs)
+    assert text == plain_prompt(msgs[:-1]) + sid_map.sid_string(items[1]) + sid_map.sid_string(items[2])
+
+
+def test_crops_are_refused_with_streams():
+    from llmrec.config import validate_config
+    from llmrec.corpus import CorpusConfig
+    from llmrec.io import LlmrecError
+
+    with pytest.raises(LlmrecError, match="seqrec_crops.*stream"):
+        validate_config(CorpusConfig(seqrec_format="stream", seqrec_crops=2))
+
+
+def test_stream_sft_records_the_format_and_recommends_real_items(stream, small_run, tmp_path):
+    from llmrec.corpus import save_corpus
+    from llmrec.decode import GenerativeRecommender
+    from llmrec.train.config import AdapterConfig, ModelConfig, SFTRecipe, TrainConfig
+    from llmrec.train.sft import run_sft
+
+    prepared, sid_map, corpus, manifest = stream
+    save_corpus(tmp_path / "corpus", corpus, manifest)
+    recipe = SFTRecipe(run=str(small_run), output=str(tmp_path / "sft"), corpus=str(tmp_path / "corpus"),
+                       model=ModelConfig(preset="tiny", init="semantic", tiny=TINY_MODEL),
+                       adapter=AdapterConfig(mode="full"),
+                       train=TrainConfig(max_steps=6, learning_rate=3e-3, lr_scheduler="constant", warmup_ratio=0.0,
+                                         batch_size=8, logging_steps=1, save_steps=100, report_to=[],
+                                         max_length=256, seed=3))
+    summary = run_sft(recipe)
+    assert summary["loss_last"] < summary["loss_first"]
+    rec = GenerativeRecommender.from_dir(tmp_path / "sft" / "model", prepared.items)
+    assert rec.prompt_format == "stream"
+    history = prepared.split.test[0].history
+    assert rec.prompt(history).endswith("".join(sid_map.sid_string(i) for i in history[1:]))
+    top = rec.recommend([history], k=5)[0]
+    assert len(top) == 5 and all(i in sid_map for i, _ in top)
