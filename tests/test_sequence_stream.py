@@ -45,8 +45,8 @@ def test_streams_train_every_item_after_the_first_once_and_no_held_out_target(st
     split = prepared.split
     assert set(rows) == {u for u, seq in split.train.items() if len(seq) >= 2}
     for user, seq in split.train.items():
-        trained = "".join(r["completion"][0]["content"] for r in rows.get(user, []))
-        assert trained == "".join(sid_map.sid_string(x.item) for x in seq[1:])  # in order, once each
+        trained = ",".join(r["completion"][0]["content"] for r in rows.get(user, []))
+        assert trained == ",".join(sid_map.sid_string(x.item) for x in seq[1:])  # in order, once each
         for r in rows.get(user, []):  # chunks of max_history + 1 items: at most 3 trained SIDs
             assert r["completion"][0]["content"].count("<a_") <= 3
     # held-out rows are whole streams ending with their own target; training rows never hold one
@@ -64,7 +64,7 @@ def test_stream_prompt_is_the_exact_token_prefix_of_a_training_stream(stream, ti
     from trl.trainer.sft_trainer import _tokenize
 
     from llmrec.corpus import render_prompt, seqrec_messages
-    from llmrec.corpus.tasks import seqrec_stream
+    from llmrec.corpus.tasks import STREAM_SEP, seqrec_stream
 
     prepared, sid_map, _, _ = stream
     tok = tiny_tokenizer
@@ -74,15 +74,17 @@ def test_stream_prompt_is_the_exact_token_prefix_of_a_training_stream(stream, ti
     prompt_ids = _tokenize(tok, prompt, add_generation_prompt=True)["input_ids"]
     full_ids = _tokenize(tok, prompt + [{"role": "assistant", "content": rest}])["input_ids"]
     assert full_ids[:len(prompt_ids)] == prompt_ids
-    sid_ids = [t for i in items[1:] for t in tok(sid_map.sid_string(i), add_special_tokens=False)["input_ids"]]
+    sep = tok(STREAM_SEP, add_special_tokens=False)["input_ids"]
+    assert len(sep) == 1
+    sids = [tok(sid_map.sid_string(i), add_special_tokens=False)["input_ids"] for i in items[1:]]
     completion = full_ids[len(prompt_ids):]
-    assert completion[:len(sid_ids)] == sid_ids
-    assert tok.convert_ids_to_tokens(completion[len(sid_ids)]) == "<|im_end|>"
+    assert completion[:11] == sids[0] + sep + sids[1] + sep + sids[2]
+    assert tok.convert_ids_to_tokens(completion[11]) == "<|im_end|>"
     for n in (1, 2, 3):  # history of n items, the (n+1)-th is the next one
         text = render_prompt(tok, seqrec_messages(items[:n], sid_map, template_index=0, prompt_format="stream"))
         ids = tok(text, add_special_tokens=False)["input_ids"]
-        cut = len(prompt_ids) + (n - 1) * len(sid_map.level_sizes)
-        assert ids == full_ids[:cut]
+        cut = len(prompt_ids) + (n - 1) * (len(sid_map.level_sizes) + 1)
+        assert ids == full_ids[:cut]  # ends with the separator (n > 1): the next SID is predicted there
 
 
 def test_stream_prompt_without_a_chat_template_continues_the_plain_answer(stream):
@@ -92,7 +94,7 @@ def test_stream_prompt_without_a_chat_template_continues_the_plain_answer(stream
     items = list(prepared.items)[:3]
     msgs = seqrec_messages(items, sid_map, template_index=0, prompt_format="stream")
     text = render_prompt(None, msgs)
-    assert text == plain_prompt(msgs[:-1]) + sid_map.sid_string(items[1]) + sid_map.sid_string(items[2])
+    assert text == plain_prompt(msgs[:-1]) + sid_map.sid_string(items[1]) + "," + sid_map.sid_string(items[2]) + ","
 
 
 def test_crops_are_refused_with_streams():
@@ -123,6 +125,6 @@ def test_stream_sft_records_the_format_and_recommends_real_items(stream, small_r
     rec = GenerativeRecommender.from_dir(tmp_path / "sft" / "model", prepared.items)
     assert rec.prompt_format == "stream"
     history = prepared.split.test[0].history
-    assert rec.prompt(history).endswith("".join(sid_map.sid_string(i) for i in history[1:]))
+    assert rec.prompt(history).endswith("".join(sid_map.sid_string(i) + "," for i in history[1:]))
     top = rec.recommend([history], k=5)[0]
     assert len(top) == 5 and all(i in sid_map for i, _ in top)

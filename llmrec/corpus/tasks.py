@@ -4,9 +4,9 @@
 GRPO and serving all call it, so a model is always asked the same way it was trained. It has three
 formats (SEQREC_FORMATS): `window`, one user turn listing the history; `session`, a conversation whose
 first user turn names the oldest history item and whose assistant turns are the following items;
-`stream`, the oldest item in the user turn and every later item in one assistant turn, SIDs back to
-back. Session and stream rows (`seqrec_session`, `seqrec_stream`) teach every next-item step of a
-sequence in one pass; a stream costs a SID's tokens per step and nothing else.
+`stream`, the oldest item in the user turn and every later item in one assistant turn (SIDs joined
+by one separator token). Session and stream rows (`seqrec_session`, `seqrec_stream`) teach every
+next-item step of a sequence in one pass; a stream costs a SID's tokens plus one per step.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ Message = dict[str, str]
 #: stream: the first item in the user turn, the later ones in a single assistant turn (one row per
 #: sequence; the prompt for a history ends inside that turn, so the model continues the stream).
 SEQREC_FORMATS = ("window", "session", "stream")
-#: Between two SIDs of a stream: nothing (a SID is a run of its own added tokens, so it is delimited).
-STREAM_SEP = ""
+#: After each SID of a stream that another item follows. The next item is then always predicted from
+#: this one token (as a window predicts from the fixed start of the answer): from the last token of
+#: the previous SID instead, a fine residual code shared by unrelated items, the tiny model barely
+#: learnt next items. A prompt ends with it, so the query position never saw the stream end.
+STREAM_SEP = ","
 #: The short user turn between two items of a session (kept short: it is repeated once per item).
 SESSION_NEXT = "Next?"
 
@@ -111,8 +114,8 @@ def seqrec_messages(history_item_ids: Sequence[str], sid_map: SidMap, items: Map
     the text tasks; the seqrec prompt itself shows Semantic IDs only. `prompt_format` (SEQREC_FORMATS)
     is the format the model was trained on: `session` ends with a user turn after the last item, so
     the rendered prompt asks for the next assistant turn exactly as in training; `stream` ends with
-    the (unfinished) assistant turn holding the history after its first item (`render_prompt`
-    continues it), the exact prefix of a training stream.
+    the (unfinished) assistant turn holding the history after its first item and a separator
+    (`render_prompt` continues it), the exact prefix of a training stream before its next SID.
     """
     if prompt_format not in SEQREC_FORMATS:
         raise LlmrecError(f"unknown seqrec prompt format {prompt_format!r}; use one of {SEQREC_FORMATS}")
@@ -128,7 +131,7 @@ def seqrec_messages(history_item_ids: Sequence[str], sid_map: SidMap, items: Map
     if prompt_format == "stream":
         prompt, rest = seqrec_stream(history, sid_map, template_index=template_index, seed=seed, key=key,
                                      library=library)
-        return prompt + [{"role": "assistant", "content": rest}] if rest else prompt
+        return prompt + [{"role": "assistant", "content": rest + STREAM_SEP}] if rest else prompt
     return make_messages("seqrec", {"history": sid_history(history, sid_map)}, library=library,
                          template_index=template_index, seed=seed, key=key)
 
@@ -153,8 +156,8 @@ def seqrec_session(item_ids: Sequence[str], sid_map: SidMap, *, template_index: 
 def seqrec_stream(item_ids: Sequence[str], sid_map: SidMap, *, template_index: int | None = None, seed: int = 0,
                   key: str | None = None, library: PromptLibrary | None = None) -> tuple[list[Message], str]:
     """(prompt, rest) of a stream: the seqrec prompt over the first item, and the SIDs of every later
-    item back to back (STREAM_SEP). As a training row `rest` is the completion, so the loss covers
-    each later item's SID given everything before it; empty for a single item."""
+    item joined by STREAM_SEP. As a training row `rest` is the completion, so the loss covers each
+    later item's SID given everything before it; empty for a single item."""
     if not item_ids:
         raise LlmrecError("a seqrec stream needs at least one item.")
     prompt = make_messages("seqrec", {"history": sid_of(sid_map, item_ids[0])}, library=library,
