@@ -128,3 +128,21 @@ def test_stream_sft_records_the_format_and_recommends_real_items(stream, small_r
     assert rec.prompt(history).endswith("".join(sid_map.sid_string(i) + "," for i in history[1:]))
     top = rec.recommend([history], k=5)[0]
     assert len(top) == 5 and all(i in sid_map for i, _ in top)
+
+
+def test_seqrec_repeats_copy_each_stream_with_its_own_paraphrase(small_run, stream):
+    from llmrec.config import validate_config
+    from llmrec.corpus import CorpusConfig, build_corpus_with_manifest
+    from llmrec.io import LlmrecError
+
+    prepared, sid_map, once, _ = stream
+    config = CorpusConfig(tasks=["seqrec"], seqrec_format="stream", max_history=3, repeats={"seqrec": 3})
+    thrice, _ = build_corpus_with_manifest(prepared, sid_map, config)
+    one = [r for r in once["train"] if r["task"] == "seqrec"]
+    three = list(thrice["train"])
+    assert len(three) == 3 * len(one)
+    assert sorted(r["completion"][0]["content"] for r in three) == \
+        sorted(r["completion"][0]["content"] for r in one for _ in range(3))
+    assert len({r["prompt"][-1]["content"] for r in three}) > len({r["prompt"][-1]["content"] for r in one})
+    with pytest.raises(LlmrecError, match="repeats.seqrec"):
+        validate_config(CorpusConfig(tasks=["seqrec"], repeats={"seqrec": 2}))  # window rows

@@ -149,17 +149,20 @@ class CorpusBuilder:
             for ex in self.split.valid:
                 seqs.setdefault(ex.user, list(ex.history)).append(ex.target)
         size = self.cfg.max_history + 1
-        for user, seq in tqdm(seqs.items(), desc="corpus: seqrec sessions", disable=None, leave=False):
+        copies = self.cfg.repeats.get("seqrec", 1)
+        for user, seq in tqdm(seqs.items(), desc="corpus: seqrec sequences", disable=None, leave=False):
             if len(seq) <= self.cfg.min_history:
                 continue
             for start in range(0, len(seq) - 1, size - 1):
                 chunk = seq[start:start + size]
                 if len(chunk) < 2 or not self.has_sids("seqrec", chunk):
                     continue
-                key = f"{user}|{self.cfg.seqrec_format}|{start}"
                 build = seqrec_session if session else seqrec_stream
-                prompt, rest = build(chunk, self.sid_map, template_index=self._index("seqrec", key), library=self.lib)
-                self.add("train", "seqrec", prompt, rest, chunk[-1], user)
+                for copy in range(copies):  # each copy draws its own paraphrase
+                    key = f"{user}|{self.cfg.seqrec_format}|{start}" + (f"|{copy}" if copy else "")
+                    prompt, rest = build(chunk, self.sid_map, template_index=self._index("seqrec", key),
+                                         library=self.lib)
+                    self.add("train", "seqrec", prompt, rest, chunk[-1], user)
 
     # -- item tasks ---------------------------------------------------------------------------
     def item_tasks(self, tasks: list[str], split: str = "train", item_ids: list[str] | None = None,

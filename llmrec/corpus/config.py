@@ -26,7 +26,9 @@ class CorpusConfig:
                               help="task families or single tasks to include")
     caps: dict[str, int] = option(default_factory=dict, help="at most this many training rows per task")
     repeats: dict[str, int] = option(default_factory=dict,
-                                     help="item tasks: copies per item, each with its own paraphrase")
+                                     help="item tasks: copies per item, each with its own paraphrase; seqrec "
+                                     "(session, stream): copies per sequence chunk, so a budget-bound run "
+                                     "weighs next-item steps against the translation rows")
     seqrec_format: str = option("window", choices=SEQREC_FORMATS,
                                 help="next-item rows: window = one row per target (its history in one user "
                                 "turn); session = one conversation per training sequence (chunks of "
@@ -67,6 +69,9 @@ class CorpusConfig:
                     raise LlmrecError(f"{name}: task {task!r} is not among `tasks` {self.tasks}")
                 if n < (0 if name == "caps" else 1):
                     raise LlmrecError(f"{name}.{task} must be at least {0 if name == 'caps' else 1}, got {n}")
+        if self.seqrec_format == "window" and "seqrec" in self.repeats:
+            raise LlmrecError("repeats.seqrec applies to seqrec_format session or stream (copies per sequence); "
+                              "window rows take seqrec_crops instead")
         if self.seqrec_format != "window" and self.seqrec_crops:
             raise LlmrecError(f"seqrec_crops apply to window rows only; set seqrec_crops: 0 with seqrec_format: "
                               f"{self.seqrec_format} (it already trains every position of the sequence)")
