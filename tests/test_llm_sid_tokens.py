@@ -113,10 +113,34 @@ def test_tied_resize_and_semantic_init_matches_hand_computed_mean(items, sid_map
         return base_w[ids].mean(0)
 
     table = sid_token_id_table(tok, sid_map)
-    for lvl, code in [(0, 2), (1, 4), (2, 3)]:
-        members = [i for i, c in sid_map.codes.items() if c[lvl] == code]
-        expected = torch.stack([title_vec(i) for i in members]).mean(0)
-        torch.testing.assert_close(emb[int(table[lvl, code])], expected, rtol=1e-5, atol=1e-6)
+
+    def used(lvl):
+        return sorted({c[lvl] for c in sid_map.codes.values()})
+
+    def means(lvl):  # hand-computed semantic rows of one level's used codes
+        return torch.stack([torch.stack([title_vec(i) for i, c in sid_map.codes.items() if c[lvl] == code]).mean(0)
+                            for code in used(lvl)])
+
+    def spread(x):
+        return (x - x.mean(0)).norm(dim=1).mean()
+
+    # A pretrained base keeps the plain means.
+    plain, plain_tok = load_pretrained("tiny", items=items, tiny_config=SMALL)
+    add_sid_tokens(plain_tok, sid_map)
+    resize_for_tokens(plain, plain_tok)
+    assert init_sid_rows(plain, plain_tok, sid_map, mode="semantic", items=items)["spread"] is False
+    plain_emb = plain.get_input_embeddings().weight.detach()
+    # The from-scratch tiny preset (load_base) spreads each level like the base rows, geometry kept.
+    for lvl in range(3):
+        want = means(lvl)
+        ids = [int(table[lvl, code]) for code in used(lvl)]
+        torch.testing.assert_close(plain_emb[ids], want, rtol=1e-5, atol=1e-6)
+        got = emb[ids].detach()
+        torch.testing.assert_close(got.mean(0), base_w.mean(0), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(spread(got), spread(base_w), rtol=1e-4, atol=1e-6)
+        scale = spread(got) / spread(want)
+        assert scale > 3  # the plain means lie much closer together than the base rows
+        torch.testing.assert_close(got - got.mean(0), (want - want.mean(0)) * scale, rtol=1e-4, atol=1e-5)
     # Hand-checked: <c_3> covers exactly items 90..119.
     assert len([c for c in sid_map.codes.values() if c[2] == 3]) == 30
 
@@ -151,9 +175,14 @@ def test_untied_head_resized_and_initialised(items, sid_map):
     assert inp.shape[0] == out.shape[0] == len(tok)
     assert torch.equal(out[: len(base_tok)], base_out)
     table = sid_token_id_table(tok, sid_map)
-    members = [i for i, c in sid_map.codes.items() if c[0] == 1]
-    vecs = [base_out[base_tok(items[i].title, add_special_tokens=False)["input_ids"]].mean(0) for i in members]
-    torch.testing.assert_close(out[int(table[0, 1])], torch.stack(vecs).mean(0), rtol=1e-5, atol=1e-6)
+    codes = sorted({c[0] for c in sid_map.codes.values()})
+    means = torch.stack([torch.stack([base_out[base_tok(items[i].title, add_special_tokens=False)["input_ids"]].mean(0)
+                                      for i, c in sid_map.codes.items() if c[0] == code]).mean(0) for code in codes])
+    # the output rows' own means, spread like the base output rows (tiny preset)
+    got = out[[int(table[0, code]) for code in codes]].detach()
+    scale = (got - got.mean(0)).norm(dim=1).mean() / (means - means.mean(0)).norm(dim=1).mean()
+    torch.testing.assert_close(got - got.mean(0), (means - means.mean(0)) * scale, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got.mean(0), base_out.mean(0), rtol=1e-4, atol=1e-5)
     assert not torch.allclose(out[int(table[0, 1])], inp[int(table[0, 1])])
     logits = model(torch.tensor([[int(table[0, 1]), int(table[1, 2])]])).logits
     assert logits.shape[-1] == len(tok) and torch.isfinite(logits).all()

@@ -36,7 +36,8 @@ def load_base(preset_or_path: str, *, sid_map: SidMap, items: dict[str, Item] | 
     """Build/load the base LLM, add the SidMap's tokens, initialise their rows, record the SidMap.
 
     `preset_or_path`: 'tiny', 'smollm2-135m', a local folder or a Hugging Face id.
-    `init`: 'semantic' (needs `items` for titles), 'mean' or 'random'.
+    `init`: 'semantic' (needs `items` for titles; for the from-scratch `tiny` preset each level's
+    rows are also spread like the base rows), 'mean' or 'random'.
     Returns (model, tokenizer); `model.config.llmrec_sid` and `tokenizer.init_kwargs['llmrec_sid']`
     hold the SidMap fingerprint and SID token id range.
     """
@@ -48,8 +49,10 @@ def load_base(preset_or_path: str, *, sid_map: SidMap, items: dict[str, Item] | 
     base_len = len(tokenizer)
     ids = add_sid_tokens(tokenizer, sid_map)
     resize_for_tokens(model, tokenizer)
+    # a from-scratch model's rows are random: its semantic SID rows need the base rows' spread
+    from_scratch = str(preset_or_path).lower() == "tiny"
     report = init_sid_rows(model, tokenizer, sid_map, mode=init, items=items, base_vocab_size=base_len,
-                           seed=seed)
+                           seed=seed, spread=from_scratch)
     rec = record_sid_map(tokenizer, sid_map, ids)
     rec["init"] = report
     rec["base"] = preset_or_path

@@ -177,16 +177,41 @@ def _title_vectors(weight: torch.Tensor, tokenizer, texts: list[str], batch: int
     return torch.stack(vecs)
 
 
+def _spread(rows: torch.Tensor) -> float:
+    """Mean distance of the rows from their mean."""
+    return float((rows - rows.mean(0)).norm(dim=1).mean())
+
+
+def _spread_like_base(vals: dict[int, torch.Tensor], table, base: torch.Tensor, mu: torch.Tensor) -> None:
+    """Per SID level, move the semantic rows to the base rows' mean and scale their spread to the
+    base rows' (one factor per level, so their geometry is kept). A mean over hundreds of token
+    embeddings is close to the mean of all of them: unscaled, the rows of one level lay about ten
+    times closer together than two ordinary tokens, and a model trained from scratch hardly told its
+    SIDs apart (measured: README.md, "Short budgets"). Pretrained models keep the plain means: their
+    first-step SID loss is lowest with them."""
+    target = _spread(base)
+    for lvl in range(table.shape[0]):
+        ids = [int(t) for t in table[lvl].tolist() if t >= 0 and int(t) in vals]
+        if len(ids) < 2:
+            continue
+        rows = torch.stack([vals[t] for t in ids])
+        scale = target / max(_spread(rows), 1e-12)
+        rows = mu + (rows - rows.mean(0)) * scale
+        for t, r in zip(ids, rows):
+            vals[t] = r
+
+
 @torch.no_grad()
 def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
                   items: dict[str, Item] | None = None, base_vocab_size: int | None = None,
-                  seed: int = 0, noise_scale: float = 0.01) -> dict[str, Any]:
+                  seed: int = 0, noise_scale: float = 0.01, spread: bool = False) -> dict[str, Any]:
     """Initialise the embedding (and untied output) rows of every SID token.
 
     - 'semantic': token (level l, code c) = mean over items with code c at level l of the mean base
       input embedding of the item's title tokens (title tokenised with the base tokenizer); for an
-      untied head the output row is the same mean taken over output rows. Codes no item uses fall
-      back to 'mean'.
+      untied head the output row is the same mean taken over output rows. With `spread` each level's
+      rows are then centred on the base rows' mean and spread like them (`_spread_like_base`): for
+      a model trained from scratch, whose base rows are random. Codes no item uses fall back to 'mean'.
     - 'mean': mean of the base rows plus Gaussian noise (std = noise_scale * per-dim std of the rows).
     - 'random': Gaussian with the base rows' per-dim std.
 
@@ -206,7 +231,8 @@ def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
     if mode == "semantic" and not items:
         log.warning("semantic SID init needs item titles; none given, using 'mean'.")
         mode = "mean"
-    report: dict[str, Any] = {"mode": mode, "tied": tied, "semantic_codes": 0, "fallback_codes": 0}
+    report: dict[str, Any] = {"mode": mode, "tied": tied, "semantic_codes": 0, "fallback_codes": 0,
+                              "spread": bool(spread and mode == "semantic")}
 
     for mat in mats:
         base = mat[:base_vocab_size].float()
@@ -223,6 +249,8 @@ def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
                     groups[(lvl, code)].append(row)
             for (lvl, code), rows in groups.items():
                 vals[int(table[lvl, code])] = vecs[rows].mean(0)
+            if spread:
+                _spread_like_base(vals, table, base, mu)
         semantic_n = len(vals)
         for tid in table[table >= 0].tolist():
             if tid in vals:
