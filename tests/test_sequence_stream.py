@@ -5,7 +5,7 @@ for a history ends inside that turn, token for token the prefix a training strea
 from __future__ import annotations
 
 import pytest
-from train_fixture import TINY_MODEL, build_small_run
+from train_fixture import build_small_run, short_sft
 
 
 @pytest.fixture(scope="module")
@@ -109,18 +109,10 @@ def test_crops_are_refused_with_streams():
 def test_stream_sft_records_the_format_and_recommends_real_items(stream, small_run, tmp_path):
     from llmrec.corpus import save_corpus
     from llmrec.decode import GenerativeRecommender
-    from llmrec.train.config import AdapterConfig, ModelConfig, SFTRecipe, TrainConfig
-    from llmrec.train.sft import run_sft
 
     prepared, sid_map, corpus, manifest = stream
     save_corpus(tmp_path / "corpus", corpus, manifest)
-    recipe = SFTRecipe(run=str(small_run), output=str(tmp_path / "sft"), corpus=str(tmp_path / "corpus"),
-                       model=ModelConfig(preset="tiny", init="semantic", tiny=TINY_MODEL),
-                       adapter=AdapterConfig(mode="full"),
-                       train=TrainConfig(max_steps=6, learning_rate=3e-3, lr_scheduler="constant", warmup_ratio=0.0,
-                                         batch_size=8, logging_steps=1, save_steps=100, report_to=[],
-                                         max_length=256, seed=3))
-    summary = run_sft(recipe)
+    summary = short_sft(small_run, tmp_path / "corpus", tmp_path / "sft", max_length=256)
     assert summary["loss_last"] < summary["loss_first"]
     rec = GenerativeRecommender.from_dir(tmp_path / "sft" / "model", prepared.items)
     assert rec.prompt_format == "stream"
