@@ -217,3 +217,14 @@ def test_embedding_table_larger_than_tokenizer(items, sid_map, tmp_path):
     add_sid_tokens(t2, sid_map)
     assert resize_for_tokens(m2, t2) == rows
     init_sid_rows(m2, t2, sid_map, mode="mean")
+
+
+def test_semantic_init_without_any_item_text_falls_back_to_mean(items, sid_map):
+    """Sequence-only datasets (items without titles, e.g. amazon18_instruments_notext) train too."""
+    blank = {i: Item(id=i, title="", description="") for i in items}
+    model, tok = load_base("tiny", sid_map=sid_map, items=blank, init="semantic", tiny_config=SMALL,
+                           extra_texts=["a few words so the tokenizer has something to learn"])
+    assert model.config.llmrec_sid["init"]["mode"] == "mean"
+    ids = sid_token_id_table(tok, sid_map)
+    rows = model.get_input_embeddings().weight[ids[ids >= 0]]
+    assert torch.isfinite(rows).all() and (rows[0] - rows[1]).abs().sum() > 0

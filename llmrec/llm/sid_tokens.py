@@ -228,8 +228,9 @@ def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
     mats = [model.get_input_embeddings().weight]
     if not tied:
         mats.append(model.get_output_embeddings().weight)
-    if mode == "semantic" and not items:
-        log.warning("semantic SID init needs item titles; none given, using 'mean'.")
+    if mode == "semantic" and not any(_item_text(it).strip() for it in (items or {}).values()):
+        # sequence-only datasets (no titles): nothing to take the means of
+        log.warning("semantic SID init needs item text; no item has any, using 'mean'.")
         mode = "mean"
     report: dict[str, Any] = {"mode": mode, "tied": tied, "semantic_codes": 0, "fallback_codes": 0,
                               "spread": bool(spread and mode == "semantic")}
