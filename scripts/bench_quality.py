@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.baselines.sasrec import cached_sasrec
-from llmrec.config import load_config
-from llmrec.corpus.config import CorpusConfig
+from llmrec.demo.config import DemoConfig
+from llmrec.demo.run import demo_recipes
 from llmrec.eval.config import EvalConfig
 from llmrec.eval.run import run_eval
-from llmrec.pipeline import ensure_corpus, ensure_data, ensure_sids, recipes_dir
+from llmrec.pipeline import ensure_corpus, ensure_data, ensure_sids
 from llmrec.sid.build import SidConfig
-from llmrec.train.config import GRPORecipe, SFTRecipe
 from llmrec.train.grpo import run_grpo
 from llmrec.train.sft import run_sft
 
@@ -48,16 +47,12 @@ def sid_config_for(prepared, seed: int) -> SidConfig:
 
 def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", users: int | None = None,
           seed: int = 42, grpo_share: float = GRPO_SHARE, translation: int = 1000) -> dict[str, Any]:
-    folder = recipes_dir() / recipes
     sft_minutes, grpo_minutes = minutes * (1 - grpo_share), minutes * grpo_share
-    corpus_cfg = load_config(CorpusConfig, folder / "corpus.yaml", [f"seed={seed}"])
-    sft_recipe = load_config(SFTRecipe, folder / "sft.yaml",
-                             [f"train.max_minutes={sft_minutes}", "train.schedule_by=time", "train.epochs=1000",
-                              f"train.seed={seed}"], {"run": str(run)})
-    # one SFT stage, then GRPO from it; a smaller validation sample keeps keep_best's runs inside the budget
-    grpo_recipe = load_config(GRPORecipe, folder / "grpo.yaml",
-                              [f"train.max_minutes={grpo_minutes}", f"train.seed={seed}", "grpo.eval_samples=500"],
-                              {"run": str(run), "init_model": "{run}/sft/model"})
+    # the demo's recipes with this budget: one SFT stage on the time schedule, then GRPO from it
+    # keeping its best validated step
+    corpus_cfg, sft_recipe, grpo_recipe = demo_recipes(DemoConfig(
+        out=str(run), dataset=dataset, recipes=recipes, sft_minutes=sft_minutes, grpo_minutes=grpo_minutes,
+        seed=seed))
     t: dict[str, float] = {}
 
     def stage(name: str, t0: float) -> None:

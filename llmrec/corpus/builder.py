@@ -339,7 +339,7 @@ def task_builder(name: str, tasks: Iterable[str]):
 
 @task_builder("1_sequence", ("seqrec", "fusion_sid2title", "fusion_title2sid"))
 def _sequence_tasks(b: CorpusBuilder, tasks: list[str]) -> None:
-    if b.cfg.seqrec_format in ("session", "stream") and "seqrec" in tasks:
+    if b.cfg.seqrec_format != "window" and "seqrec" in tasks:
         b.seqrec_sequences()
     if b.cfg.seqrec_format == "window" or {"fusion_sid2title", "fusion_title2sid"} & set(tasks):
         b.seqrec_train(tasks)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.corpus import load_templates, make_messages, render_prompt, seqrec_messages
-from llmrec.corpus.tasks import sid_history
+from llmrec.corpus.tasks import answer_ends_after_item, sid_history
 from llmrec.data.records import Item
 from llmrec.decode.recommend import recommend, sample_items
 from llmrec.decode.trie import SidTrie
@@ -79,9 +79,8 @@ class GenerativeRecommender:
                           batch_size: int = 16) -> list[ItemScores]:
         """Top-k distinct items per rendered prompt, [(item_id, log_prob), ...] best first."""
         beams = max(k, num_beams or self.num_beams)
-        # a stream model goes on with the next SID after an item: its end token is not part of the score
         return recommend(self.model, self.tokenizer, self.trie, prompts, k=k, num_beams=beams, exclude=exclude,
-                         batch_size=batch_size, score_end=self.prompt_format != "stream")
+                         batch_size=batch_size, score_end=answer_ends_after_item(self.prompt_format))
 
     def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *, behavior: str | None = None,
                   exclude_history: bool = False, num_beams: int | None = None,

@@ -28,6 +28,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from llmrec.config import validate_config
 from llmrec.corpus import render_prompt
+from llmrec.corpus.tasks import answer_ends_after_item
 from llmrec.decode import GenerativeRecommender, SidTrie
 from llmrec.decode.generative import model_prompt_format
 from llmrec.eval.runner import LLMRanker
@@ -197,7 +198,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
         rollout_func=ConstrainedRollout(tokenizer, sid_map, trie, settings,
-                                        end_token=model_prompt_format(model) != "stream"),
+                                        end_token=answer_ends_after_item(model_prompt_format(model))),
         callbacks=[WallTimeLimit(cfg.max_minutes), val_cb, guard, SidMapInCheckpoints(sid_map)],
     )
     resume = latest_checkpoint(out_dir, recipe.resume)
