@@ -11,7 +11,7 @@ import torch
 
 from llmrec.data.records import Item
 from llmrec.io import LlmrecError, atomic_path, write_json
-from llmrec.llm.presets import load_pretrained, resolve_dtype
+from llmrec.llm.presets import is_from_scratch, load_pretrained, resolve_dtype
 from llmrec.llm.sid_tokens import (
     SID_RECORD_FILE,
     SID_RECORD_KEY,
@@ -50,9 +50,8 @@ def load_base(preset_or_path: str, *, sid_map: SidMap, items: dict[str, Item] | 
     ids = add_sid_tokens(tokenizer, sid_map)
     resize_for_tokens(model, tokenizer)
     # a from-scratch model's rows are random: its semantic SID rows need the base rows' spread
-    from_scratch = str(preset_or_path).lower() == "tiny"
     report = init_sid_rows(model, tokenizer, sid_map, mode=init, items=items, base_vocab_size=base_len,
-                           seed=seed, spread=from_scratch)
+                           seed=seed, spread=is_from_scratch(preset_or_path))
     rec = record_sid_map(tokenizer, sid_map, ids)
     rec["init"] = report
     rec["base"] = preset_or_path

