@@ -140,7 +140,7 @@ def test_time_schedule_spans_the_wall_time_budget():
     """schedule_by=time: warmup then cosine/linear decay laid over max_minutes, whatever the step count."""
     import pytest
 
-    from llmrec.train.answer_loss import time_schedule
+    from llmrec.train.schedule import time_schedule
 
     now = [100.0]
     f = time_schedule("cosine", 0.1, 60.0, clock=lambda: now[0])

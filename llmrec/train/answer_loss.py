@@ -11,15 +11,13 @@ path is used unchanged.
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from trl import SFTTrainer
 
+from llmrec.train.schedule import TimeBudgetSchedule
 from llmrec.train.trl_internals import add_train_tokens, log_metric, set_metric
 
 # Config fields that change the logits after the LM head; a model that sets one keeps TRL's path.
@@ -64,43 +62,11 @@ def answer_only_loss(model: torch.nn.Module, inputs: dict[str, Any],
     return loss, stats
 
 
-def time_schedule(kind: str, warmup_ratio: float, budget_s: float,
-                  clock: Callable[[], float] = time.monotonic) -> Callable[[int], float]:
-    """LR factor from elapsed wall time (the clock starts at the first call, when the scheduler is
-    built): linear warmup over `warmup_ratio` of the budget, then linear / cosine decay to 0 at
-    `budget_s`, or constant. Why by hand: transformers' schedules count steps, and a run bound by
-    wall time does not know its step count (corpus size, sequence length and machine speed vary)."""
-    start: list[float] = []
-
-    def factor(_step: int) -> float:
-        if not start:
-            start.append(clock())
-        frac = min(1.0, (clock() - start[0]) / budget_s)
-        if frac < warmup_ratio:
-            return max(frac / warmup_ratio, 1e-3)
-        if kind == "constant":
-            return 1.0
-        p = (frac - warmup_ratio) / max(1e-9, 1.0 - warmup_ratio)
-        return 1.0 - p if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * p))
-
-    return factor
-
-
 def sft_trainer_class():
     """TRL's SFTTrainer with the compact loss on single-process CPU training steps."""
-    class AnswerOnlySFTTrainer(SFTTrainer):
-        """SFTTrainer whose training loss projects only answer positions when that is exact."""
-
-        #: (scheduler kind, warmup ratio, budget in seconds) for a wall-time schedule (time_schedule)
-        time_budget: tuple[str, float, float] | None = None
-
-        def create_scheduler(self, num_training_steps: int, optimizer=None):
-            if self.time_budget is None:
-                return super().create_scheduler(num_training_steps, optimizer)
-            if self.lr_scheduler is None:
-                self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer,
-                                                                      time_schedule(*self.time_budget))
-            return self.lr_scheduler
+    class AnswerOnlySFTTrainer(TimeBudgetSchedule, SFTTrainer):
+        """SFTTrainer whose training loss projects only answer positions when that is exact (and whose
+        LR may follow a wall-time budget: TimeBudgetSchedule)."""
 
         def _compact_ok(self, model) -> bool:
             """Whether this run's setup allows the compact loss (decided once, on the first step)."""

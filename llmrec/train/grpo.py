@@ -48,6 +48,7 @@ from llmrec.train.common import (
 )
 from llmrec.train.config import GRPORecipe, GRPOSettings, recipe_to_dict
 from llmrec.train.rewards import CompletionItems, RewardContext, build_rewards
+from llmrec.train.schedule import TimeBudgetSchedule, time_budget
 from llmrec.train.sft import save_trained
 from llmrec.train.trl_internals import log_metric
 from llmrec.train.validation import ValidationCallback
@@ -81,6 +82,10 @@ def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: s
     if not rows:
         raise LlmrecError("no RL prompts: the training split is empty")
     return Dataset.from_list(rows)
+
+
+class BudgetedGRPOTrainer(TimeBudgetSchedule, GRPOTrainer):
+    """GRPOTrainer whose LR may follow a wall-time budget (train.schedule_by=time)."""
 
 
 class ConstrainedRollout:
@@ -190,7 +195,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
                                 keep_best=settings.keep_best)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is a deliberate choice (see top)
     guard = NonFiniteGuard()
-    trainer = GRPOTrainer(
+    trainer = BudgetedGRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
         args=args,
@@ -201,6 +206,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
                                         end_token=answer_ends_after_item(model_prompt_format(model))),
         callbacks=[WallTimeLimit(cfg.max_minutes), val_cb, guard, SidMapInCheckpoints(sid_map)],
     )
+    trainer.time_budget = time_budget(cfg)
     resume = latest_checkpoint(out_dir, recipe.resume)
     ref_before = _checksum(trainer.ref_model)
     t0 = time.time()

@@ -31,6 +31,7 @@ from llmrec.train.common import (
     run_path,
 )
 from llmrec.train.config import SFTRecipe, recipe_to_dict
+from llmrec.train.schedule import time_budget
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         peft_config=peft_config_for(recipe.adapter),
         callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map)],
     )
-    if cfg.schedule_by == "time":
-        trainer.time_budget = (cfg.lr_scheduler, cfg.warmup_ratio, cfg.max_minutes * 60.0)
+    trainer.time_budget = time_budget(cfg)
     resume = latest_checkpoint(out_dir, recipe.resume)
     if recipe.resume is True and resume is None:
         log.info("no checkpoint in %s; starting fresh", out_dir)
