@@ -84,3 +84,15 @@ def test_short_demo_runs_end_to_end(tmp_path, data_root):
                                   translation_items=10, sasrec_epochs=1))
     assert {"llm-sft", "llm-grpo", "popular", "sasrec"} <= set(summary["test"])
     assert (out / "bundle" / "llmrec_config.json").exists() and len(summary["chat"]) == 3
+
+
+def test_demo_recipes_lay_both_schedules_over_their_budgets(tmp_path):
+    """The demo (and scripts/bench_quality.py) run SFT and GRPO on wall-time budgets: each stage's
+    learning-rate schedule spans its own budget, whatever the step count."""
+    from llmrec.demo.config import DemoConfig
+    from llmrec.demo.run import demo_recipes
+
+    _, sft, grpo = demo_recipes(DemoConfig(out=str(tmp_path / "demo"), sft_minutes=7.0, grpo_minutes=3.0))
+    assert (sft.train.schedule_by, sft.train.max_minutes) == ("time", 7.0)
+    assert (grpo.train.schedule_by, grpo.train.max_minutes) == ("time", 3.0)
+    assert (grpo.run, grpo.init_model) == (str(tmp_path / "demo"), "{run}/sft/model")  # from SFT stage one

@@ -87,10 +87,11 @@ def demo_recipes(cfg: DemoConfig) -> tuple[CorpusConfig, SFTRecipe, GRPORecipe]:
     # the budget ends the run, and the learning-rate schedule is laid over that budget (schedule_by=time)
     sft = load_config(SFTRecipe, folder / "sft.yaml", [f"train.max_minutes={cfg.sft_minutes}", "train.schedule_by=time",
                                                        "train.epochs=1000", f"train.seed={seed}"], {"run": run})
-    # GRPO starts from stage one's model (the demo has no second SFT stage) and keeps its best
-    # validated step, as scripts/bench_quality.py does; a smaller validation sample fits the budget.
+    # GRPO starts from stage one's model (the demo has no second SFT stage), its learning rate decays
+    # over its own budget, and it keeps its best validated step; a smaller validation sample fits the budget.
     grpo = load_config(GRPORecipe, folder / "grpo.yaml",
-                       [f"train.max_minutes={cfg.grpo_minutes}", f"train.seed={seed}", "grpo.eval_samples=500"],
+                       [f"train.max_minutes={cfg.grpo_minutes}", "train.schedule_by=time", f"train.seed={seed}",
+                        "grpo.eval_samples=500"],
                        {"run": run, "init_model": "{run}/sft/model"})
     return corpus, sft, grpo
 
