@@ -97,13 +97,30 @@ def test_stream_prompt_without_a_chat_template_continues_the_plain_answer(stream
     assert text == plain_prompt(msgs[:-1]) + sid_map.sid_string(items[1]) + "," + sid_map.sid_string(items[2]) + ","
 
 
-def test_crops_are_refused_with_streams():
-    from llmrec.config import validate_config
-    from llmrec.corpus import CorpusConfig
-    from llmrec.io import LlmrecError
+def test_stream_crops_start_chunks_later_and_end_at_the_same_item(small_run, stream):
+    """seqrec_crops with streams: extra rows per chunk that start at a later item of it (the steps
+    after that start are learnt from recent items alone) and end at the chunk's last item; no
+    held-out target, and the plain streams are unchanged."""
+    from llmrec.corpus import CorpusConfig, build_corpus_with_manifest
 
-    with pytest.raises(LlmrecError, match="seqrec_crops.*stream"):
-        validate_config(CorpusConfig(seqrec_format="stream", seqrec_crops=2))
+    prepared, sid_map, plain, _ = stream
+    config = CorpusConfig(tasks=["seqrec"], seqrec_format="stream", max_history=3, seqrec_crops=2)
+    cropped, _ = build_corpus_with_manifest(prepared, sid_map, config)
+    base = [r for r in plain["train"] if r["task"] == "seqrec"]
+    rows = list(cropped["train"])
+    plain_keys = {(r["user"], r["completion"][0]["content"]) for r in base}
+    extra = [r for r in rows if (r["user"], r["completion"][0]["content"]) not in plain_keys]
+    assert plain_keys <= {(r["user"], r["completion"][0]["content"]) for r in rows}
+    assert extra and len(rows) <= 3 * len(base)
+    by_user = {u: [x.item for x in seq] for u, seq in prepared.split.train.items()}
+    for r in extra:
+        sids = r["completion"][0]["content"].split(",")
+        whole = [sid_map.sid_string(x) for x in by_user[r["user"]]]
+        # a contiguous run of the user's TRAINING sequence (so never a held-out target)
+        assert any(whole[i:i + len(sids)] == sids for i in range(len(whole)))
+        # shorter than its chunk: its first item (in the user turn) comes later than the chunk's
+        chunk_rows = [b for b in base if b["user"] == r["user"] and b["completion"][0]["content"].endswith(sids[-1])]
+        assert chunk_rows and all(len(b["completion"][0]["content"].split(",")) > len(sids) for b in chunk_rows)
 
 
 def test_stream_sft_records_the_format_and_recommends_real_items(stream, small_run, tmp_path):

@@ -136,7 +136,8 @@ class CorpusBuilder:
     def seqrec_sequences(self) -> None:
         """One `seqrec` row per training sequence (chunks of max_history + 1 items, consecutive chunks
         sharing one item), in the `session` or `stream` format: the first item in the user turn and
-        every later item trained, so each training target is trained exactly once. Only training
+        every later item trained, so each training target is trained once per copy (`repeats.seqrec`);
+        `seqrec_crops` adds rows starting at a later item of the chunk (seeded). Only training
         events are used (plus the validation target with include_valid_in_train); test targets never
         appear."""
         session = self.cfg.seqrec_format == "session"
@@ -158,10 +159,17 @@ class CorpusBuilder:
                 if len(chunk) < 2 or not self.has_sids("seqrec", chunk):
                     continue
                 build = seqrec_session if session else seqrec_stream
+                base = f"{user}|{self.cfg.seqrec_format}|{start}"
                 for copy in range(copies):  # each copy draws its own paraphrase
-                    key = f"{user}|{self.cfg.seqrec_format}|{start}" + (f"|{copy}" if copy else "")
+                    key = base + (f"|{copy}" if copy else "")
                     prompt, rest = build(chunk, self.sid_map, template_index=self._index("seqrec", key),
                                          library=self.lib)
+                    self.add("train", "seqrec", prompt, rest, chunk[-1], user)
+                # crops: later starts of the chunk, so the first steps after them are learnt from
+                # one or a few recent items (the item-to-item transitions, without the older context)
+                for c, part in enumerate(_crops(chunk[:-1], self.cfg.seqrec_crops, self.cfg.seed, base)):
+                    prompt, rest = build(part + [chunk[-1]], self.sid_map,
+                                         template_index=self._index("seqrec", f"{base}|crop{c}"), library=self.lib)
                     self.add("train", "seqrec", prompt, rest, chunk[-1], user)
 
     # -- item tasks ---------------------------------------------------------------------------

@@ -41,8 +41,9 @@ class CorpusConfig:
                               "prompt, so a training chunk holds max_history + 1 items)")
     fusion_max_history: int = option(10, help="history length of the fusion tasks")
     min_history: int = option(1, help="shortest history that makes a training window")
-    seqrec_crops: int = option(0, help="extra copies of each training window whose history is cut to its most "
-                               "recent 1..len-1 items (seeded): learns the next item from recent items alone")
+    seqrec_crops: int = option(0, help="window: extra copies of each training window whose history is cut to its "
+                               "most recent 1..len-1 items; session/stream: extra rows per chunk starting at a later "
+                               "item (seeded): learns the next item from recent items alone")
     seed: int = option(42, help="seed for paraphrase choice, crops and sampling")
     paraphrases: bool = option(True, help="vary the prompt wording (off: always the first template)")
     title_field: str = option("title", help="item field used as the title")
@@ -72,9 +73,6 @@ class CorpusConfig:
         if self.seqrec_format == "window" and "seqrec" in self.repeats:
             raise LlmrecError("repeats.seqrec applies to seqrec_format session or stream (copies per sequence); "
                               "window rows take seqrec_crops instead")
-        if self.seqrec_format != "window" and self.seqrec_crops:
-            raise LlmrecError(f"seqrec_crops apply to window rows only; set seqrec_crops: 0 with seqrec_format: "
-                              f"{self.seqrec_format} (it already trains every position of the sequence)")
         for name in ("max_history", "fusion_max_history", "min_history"):
             if getattr(self, name) < 1:
                 raise LlmrecError(f"{name} must be at least 1, got {getattr(self, name)}")
