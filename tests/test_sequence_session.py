@@ -73,13 +73,21 @@ def test_session_prompts_in_held_out_rows_match_the_recommender_prompt(small_run
     assert assistants == [sid_map.sid_string(i) for i in ex.history[-10:][1:]]
 
 
-def test_crops_are_refused_with_sessions():
-    from llmrec.config import validate_config
-    from llmrec.corpus import CorpusConfig
-    from llmrec.io import LlmrecError
+def test_session_crops_are_later_starts_of_a_chunk(small_run):
+    """seqrec_crops with sessions (as with streams, tests/test_sequence_stream.py): each extra row is a
+    conversation over a contiguous run of the user's training sequence, shorter than its chunk."""
+    from llmrec.corpus import CorpusConfig, build_corpus_with_manifest
+    from llmrec.data.store import load_prepared
+    from llmrec.sid.sidmap import SidMap
 
-    with pytest.raises(LlmrecError, match="seqrec_crops"):
-        validate_config(CorpusConfig(seqrec_format="session", seqrec_crops=2))
+    prepared = load_prepared(small_run / "data")
+    sid_map = SidMap.load(small_run / "sid" / "sid_map.json")
+    rows = {}
+    for crops in (0, 2):
+        corpus, _ = build_corpus_with_manifest(prepared, sid_map, CorpusConfig(
+            tasks=["seqrec"], seqrec_format="session", max_history=4, seqrec_crops=crops))
+        rows[crops] = list(corpus["train"])
+    assert len(rows[0]) < len(rows[2]) <= 3 * len(rows[0])
 
 
 def test_tiny_template_assistant_mask_is_the_sid_tokens_and_end_token(small_run):
