@@ -32,16 +32,14 @@ SEQREC_FORMATS = ("window", "session", "stream")
 #: the previous SID instead, a fine residual code shared by unrelated items, the tiny model barely
 #: learnt next items. A prompt ends with it, so the query position never saw the stream end.
 STREAM_SEP = ","
+#: The short user turn between two items of a session (kept short: it is repeated once per item).
+SESSION_NEXT = "Next?"
 
 
 def answer_ends_after_item(prompt_format: str) -> bool:
     """Whether a model trained in `prompt_format` ends its answer after one item: not a stream,
     which goes on with the next SID (so ranking scores and GRPO completions leave the end out)."""
     return prompt_format != "stream"
-
-
-#: The short user turn between two items of a session (kept short: it is repeated once per item).
-SESSION_NEXT = "Next?"
 
 
 def clip_text(text: str, max_chars: int | None) -> str:

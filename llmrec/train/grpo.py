@@ -163,7 +163,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         model = merge_adapter(model)  # a fresh adapter on top of the SFT weights (plain models unchanged)
     settings = recipe.grpo
     cfg = recipe.train
-    dataset = build_rl_dataset(inputs, settings, cfg.seed, model_prompt_format(model))
+    prompt_format = model_prompt_format(model)
+    dataset = build_rl_dataset(inputs, settings, cfg.seed, prompt_format)
     trie = SidTrie(sid_map, tokenizer, device=model.device)
     decoder = CompletionItems.from_tokenizer(tokenizer, sid_map)
     reward_funcs, weights = build_rewards(RewardContext(decoder, settings, run_dir, sid_map, inputs.prepared))
@@ -203,7 +204,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
         rollout_func=ConstrainedRollout(tokenizer, sid_map, trie, settings,
-                                        end_token=answer_ends_after_item(model_prompt_format(model))),
+                                        end_token=answer_ends_after_item(prompt_format)),
         callbacks=[WallTimeLimit(cfg.max_minutes), val_cb, guard, SidMapInCheckpoints(sid_map)],
     )
     trainer.time_budget = time_budget(cfg)
