@@ -275,3 +275,37 @@ def test_keep_best_restores_the_best_validated_policy():
     best = cb.restore_best(model)
     assert best["step"] == 1 and model.weight.item() == 2.0
     assert ValidationCallback(_SignRanker, examples, every=1, catalogue=[], popularity={}).restore_best(model) is None
+
+
+def test_keep_best_margin_ignores_a_gain_within_validation_noise():
+    """keep_best_z: a step whose paired gain over the kept one is within z standard errors is not kept."""
+    from llmrec.data.records import Example
+    from llmrec.train.validation import ValidationCallback
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    examples = [Example(user=f"u{i}", history=["a"], target="b") for i in range(10)]
+
+    class _CountRanker:  # the first round(weight) users get their target first, the rest second
+        name = "count"
+
+        def __init__(self, m):
+            self.m = m
+
+        def rank(self, exs, k):
+            n = round(self.m.weight.item())
+            return [["b", "c"] if i < n else ["c", "b"] for i in range(len(exs))]
+
+    def kept(margin_z: float, weights: tuple[float, ...]) -> int:
+        cb = ValidationCallback(_CountRanker, examples, every=1, catalogue=["a", "b", "c"], popularity={"a": 1},
+                                ks=(1, 2), keep_best=True, metric="NDCG@1", margin_z=margin_z)
+        for step, w in enumerate(weights):
+            with torch.no_grad():
+                model.weight.fill_(w)
+            cb.run(step, model)
+        return cb.restore_best(model)["step"]
+
+    # one user of ten gains: +0.1 with a standard error of 0.1 (one standard error)
+    assert kept(0.0, (0, 1)) == 1
+    assert kept(2.0, (0, 1)) == 0
+    # every user gains at step 2: kept whatever the margin; a later drop is never kept
+    assert kept(2.0, (0, 1, 10, 3)) == 2

@@ -165,6 +165,8 @@ class GRPOSettings:
     eval_every: int = option(50, help="steps between validation HR/NDCG runs (0: off)")
     eval_samples: int = option(200, help="validation users per run")
     keep_best: bool = option(False, help="save the policy of the best validated step instead of the last")
+    keep_best_z: float = option(0.0, help="keep_best: a step replaces the kept one only when its paired per-user "
+                                "NDCG@10 gain exceeds this many standard errors (0: any gain)")
     eval_beams: int = option(20, help="beams for validation ranking")
     sasrec_dir: str | None = option(None, help="SASRec for the collaborative reward (default: the run's, "
                                     "trained if missing)")
@@ -182,6 +184,8 @@ class GRPOSettings:
             raise LlmrecError("grpo.num_generations must be at least 2 (advantages compare a group)")
         if self.keep_best and not self.eval_every:
             raise LlmrecError("grpo.keep_best needs grpo.eval_every > 0")
+        if self.keep_best_z < 0:
+            raise LlmrecError(f"grpo.keep_best_z must be >= 0 (got {self.keep_best_z})")
 
 
 @dataclasses.dataclass

@@ -30,7 +30,7 @@ from llmrec.config import validate_config
 from llmrec.corpus import render_prompt
 from llmrec.corpus.tasks import answer_ends_after_item
 from llmrec.decode import GenerativeRecommender, SidTrie
-from llmrec.decode.generative import model_prompt_format
+from llmrec.decode.generative import model_prompt_format, model_prompt_library
 from llmrec.eval.runner import LLMRanker
 from llmrec.io import LlmrecError, write_json
 from llmrec.llm import load_model
@@ -56,9 +56,10 @@ from llmrec.train.validation import ValidationCallback
 log = logging.getLogger(__name__)
 
 
-def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: str = "window"):
+def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: str = "window", library=None):
     """seqrec prompts from the training split (last window of a random subset of training events)
-    plus item2sid prompts; columns: prompt (messages), target, history, task."""
+    plus item2sid prompts, in the model's format and templates (`library`; None: the shipped ones);
+    columns: prompt (messages), target, history, task."""
     from datasets import Dataset
 
     from llmrec.corpus import make_messages, seqrec_messages
@@ -70,12 +71,13 @@ def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: s
     rows = []
     for ex in examples[: settings.num_seqrec]:
         rows.append({"prompt": seqrec_messages(ex.history, inputs.sid_map, items, template_index=0,
-                                               prompt_format=prompt_format),
+                                               prompt_format=prompt_format, library=library),
                      "target": ex.target, "history": ex.history, "task": "seqrec"})
     with_title = [i for i, it in items.items() if it.title and i in inputs.sid_map]
     rng.shuffle(with_title)
     for item_id in with_title[: settings.num_item2sid]:
-        prompt = make_messages("item2sid_title", {"title": items[item_id].title}, seed=seed, key=item_id)
+        prompt = make_messages("item2sid_title", {"title": items[item_id].title}, seed=seed, key=item_id,
+                               library=library)
         rows.append({"prompt": prompt, "target": item_id,
                      "history": [], "task": "item2sid"})
     rng.shuffle(rows)
@@ -163,8 +165,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         model = merge_adapter(model)  # a fresh adapter on top of the SFT weights (plain models unchanged)
     settings = recipe.grpo
     cfg = recipe.train
-    prompt_format = model_prompt_format(model)
-    dataset = build_rl_dataset(inputs, settings, cfg.seed, prompt_format)
+    prompt_format, library = model_prompt_format(model), model_prompt_library(model)
+    dataset = build_rl_dataset(inputs, settings, cfg.seed, prompt_format, library)
     trie = SidTrie(sid_map, tokenizer, device=model.device)
     decoder = CompletionItems.from_tokenizer(tokenizer, sid_map)
     reward_funcs, weights = build_rewards(RewardContext(decoder, settings, run_dir, sid_map, inputs.prepared))
@@ -187,13 +189,14 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
 
     def make_ranker(m):
         rec = GenerativeRecommender(m, tokenizer, sid_map, inputs.prepared.items, trie=trie,
-                                    max_history=settings.max_history, num_beams=settings.eval_beams)
+                                    max_history=settings.max_history, num_beams=settings.eval_beams,
+                                    library=library)
         return LLMRanker.from_loaded(rec, name="grpo-policy")
 
     val_cb = ValidationCallback(make_ranker, val_examples, settings.eval_every if val_examples else 0,
                                 catalogue=list(inputs.prepared.items), popularity=inputs.prepared.split.item_popularity(),
                                 ks=tuple(k for k in (1, 5, 10, 20) if k <= settings.eval_beams),
-                                keep_best=settings.keep_best)
+                                keep_best=settings.keep_best, margin_z=settings.keep_best_z)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is a deliberate choice (see top)
     guard = NonFiniteGuard()
     trainer = BudgetedGRPOTrainer(
