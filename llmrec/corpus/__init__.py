@@ -9,7 +9,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "build_corpus": "build", "build_corpus_with_manifest": "build", "load_corpus": "build",
+    "build_corpus": "build", "build_corpus_with_manifest": "build", "corpus_prompt_library": "build",
+    "load_corpus": "build",
     "load_corpus_manifest": "build", "save_corpus": "build", "task_counts": "build", "CorpusConfig": "config",
     "has_chat_template": "render", "plain_prompt": "render", "render_example": "render", "render_prompt": "render",
     "make_messages": "tasks", "seqrec_messages": "tasks", "ALL_TASKS": "templates", "TASK_FAMILIES": "templates",
@@ -17,6 +18,7 @@ _EXPORTS = {
 }
 __all__ = [
     "ALL_TASKS", "TASK_FAMILIES", "CorpusConfig", "PromptLibrary", "build_corpus", "build_corpus_with_manifest",
+    "corpus_prompt_library",
     "has_chat_template", "load_corpus", "load_corpus_manifest", "load_templates", "make_messages",
     "plain_prompt", "render_example", "render_prompt", "save_corpus", "seqrec_messages", "task_counts",
 ]

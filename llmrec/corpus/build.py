@@ -21,7 +21,7 @@ from datasets import DatasetDict, load_from_disk
 from llmrec.corpus.builder import TASK_BUILDERS, CorpusBuilder
 from llmrec.corpus.config import CorpusConfig
 from llmrec.corpus.render import has_chat_template
-from llmrec.corpus.templates import load_templates
+from llmrec.corpus.templates import PromptLibrary, load_templates
 from llmrec.data.store import PreparedData
 from llmrec.io import LlmrecError, atomic_path, prepare_output, read_json, sha256_json, write_json
 from llmrec.sid.sidmap import SidMap
@@ -100,6 +100,18 @@ def load_corpus_manifest(corpus_dir: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise LlmrecError(f"{corpus_dir}: no {MANIFEST}; run `llmrec corpus build --run RUN` first.")
     return read_json(path, "corpus manifest")
+
+
+def corpus_prompt_library(corpus_dir: str | Path) -> PromptLibrary:
+    """The prompt templates a corpus was built with (its config's `prompts_dir`), refused when they
+    have changed since (the model would learn one wording and be prompted with another)."""
+    manifest = load_corpus_manifest(corpus_dir)
+    library = load_templates(manifest.get("config", {}).get("prompts_dir"))
+    built = manifest.get("prompts_fingerprint")
+    if built and built != library.fingerprint:
+        raise LlmrecError(f"{corpus_dir}: built with prompt templates {built}, but {library.sources} now give "
+                          f"{library.fingerprint}; rebuild the corpus with `llmrec corpus build`.")
+    return library
 
 
 def load_corpus(corpus_dir: str | Path, sid_map: SidMap | None = None) -> DatasetDict:

@@ -8,7 +8,7 @@ from typing import Any
 
 from llmrec.config import load_config, option
 from llmrec.corpus.tasks import SEQREC_FORMATS
-from llmrec.corpus.templates import ALL_TASKS, TASK_FAMILIES
+from llmrec.corpus.templates import ALL_TASKS, TASK_FAMILIES, resolve_prompts_dir
 from llmrec.io import LlmrecError
 from llmrec.registry import did_you_mean
 
@@ -57,10 +57,13 @@ class CorpusConfig:
     target_behaviors: list[str] | None = option(None, help="behaviors the behavior_target task predicts "
                                                 "(default: the strongest present)")
     rating_as_behavior: bool = option(True, help="use ratings as behaviors on single-behavior rated data")
-    prompts_dir: str | None = option(None, help="folder of *.yaml templates overriding the shipped ones",
-                                     must_exist=True)
+    prompts_dir: str | None = option(None, help="folder of *.yaml templates overriding the shipped ones, or the "
+                                     "name of a shipped set (compact: one short prompt per task, for "
+                                     "from-scratch models)")
 
     def validate(self) -> None:
+        if self.prompts_dir:
+            resolve_prompts_dir(self.prompts_dir)  # a clear error now, not after the data is loaded
         tasks = self.resolved_tasks()
         for name in ("caps", "repeats"):
             for task, n in getattr(self, name).items():

@@ -2,7 +2,9 @@
 
 A yaml file holds a `system` prompt and `tasks: {name: {placeholders: [...], paraphrases: [...]}}`
 (optionally `behavior_names: {label: display}`). The default folder is the repository's `prompts/`;
-a user folder (config `prompts_dir` or $LLMREC_PROMPTS) overrides it task by task.
+a user folder (config `prompts_dir` or $LLMREC_PROMPTS) overrides it task by task; `prompts_dir` may
+also name a set shipped inside it (`compact`). A trained model records its templates
+(`PromptLibrary.to_dict`) and is prompted with them.
 """
 
 from __future__ import annotations
@@ -87,6 +89,26 @@ class PromptLibrary:
         return sha256_json({"tasks": {k: [v.system, list(v.paraphrases)] for k, v in sorted(self.tasks.items())},
                             "behavior_names": self.behavior_names})[:16]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The templates as plain data: SFT records them in the model's config.json, so the model is
+        prompted with the templates it learnt whatever the shipped ones become."""
+        return {"tasks": {k: {"system": v.system, "paraphrases": list(v.paraphrases),
+                              "placeholders": list(v.placeholders)} for k, v in sorted(self.tasks.items())},
+                "behavior_names": dict(self.behavior_names), "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> PromptLibrary:
+        """The inverse of `to_dict`; `source` names where the record came from (for error messages)."""
+        try:
+            tasks = {str(k): TaskTemplate(task=str(k), system=str(v.get("system") or ""),
+                                          paraphrases=tuple(v["paraphrases"]),
+                                          placeholders=tuple(v.get("placeholders") or ()), source=source)
+                     for k, v in data["tasks"].items()}
+        except (KeyError, TypeError, AttributeError) as e:
+            raise LlmrecError(f"{source}: malformed prompt-template record ({e}); expected "
+                              "{tasks: {name: {system, paraphrases, placeholders}}}.") from None
+        return cls(tasks=tasks, behavior_names=dict(data.get("behavior_names") or {}), sources=[source])
+
 
 def choose_index(seed: int, task: str, key: str, n: int) -> int:
     """Stable index in [0, n) from sha256(seed, task, key) (Python's hash() is salted per process)."""
@@ -170,8 +192,23 @@ def _stamp(*folders: str | None) -> tuple:
     return tuple(out)
 
 
+def resolve_prompts_dir(user_dir: str | Path, default: Path | None = None) -> Path:
+    """A folder of *.yaml templates, or the name of a set shipped inside the templates folder
+    (`compact`: one short paraphrase per task, for from-scratch models)."""
+    path = Path(user_dir).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    default = default or default_prompts_dir()
+    if len(path.parts) == 1 and (default / path).is_dir():
+        return default / path
+    sets = sorted(p.name for p in default.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+    raise LlmrecError(f"prompts_dir {user_dir}: not a folder of *.yaml templates nor a shipped set "
+                      f"(shipped: {', '.join(sets) or 'none'}).")
+
+
 def load_templates(user_dir: str | Path | None = None) -> PromptLibrary:
-    """Shipped templates, overridden task by task by the yaml files in `user_dir` (if given)."""
+    """Shipped templates, overridden task by task by the yaml files in `user_dir` (if given): a
+    folder, or the name of a shipped set (`resolve_prompts_dir`)."""
     default = str(default_prompts_dir())
-    user = str(Path(user_dir).expanduser().resolve()) if user_dir else None
+    user = str(resolve_prompts_dir(user_dir, Path(default))) if user_dir else None
     return _load_cached(default, user, _stamp(default, user))

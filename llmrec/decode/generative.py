@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmrec.corpus import load_templates, make_messages, render_prompt, seqrec_messages
+from llmrec.corpus import PromptLibrary, load_templates, make_messages, render_prompt, seqrec_messages
 from llmrec.corpus.tasks import answer_ends_after_item, sid_history
 from llmrec.data.records import Item
 from llmrec.decode.recommend import recommend, sample_items
@@ -26,18 +26,29 @@ def model_prompt_format(model) -> str:
     return getattr(config, "llmrec_prompt_format", None) or "window"
 
 
+def model_prompt_library(model) -> PromptLibrary:
+    """The prompt templates a model was trained with (recorded by SFT in its config.json as
+    `llmrec_prompts`); the shipped templates for models that predate the record."""
+    record = getattr(getattr(model, "config", None), "llmrec_prompts", None)
+    if not record:
+        return load_templates()
+    return PromptLibrary.from_dict(record, source=f"{getattr(model.config, '_name_or_path', 'model')} config.json "
+                                                  "(llmrec_prompts)")
+
+
 class GenerativeRecommender:
     """Recommend catalogue items with a fine-tuned LLM through trie-constrained decoding.
 
     `max_history` keeps the most recent items in a prompt; `template_index` picks the prompt
     paraphrase (0: what eval and serving use); `num_beams` is the default beam width;
     `prompt_format` (window | session | stream) defaults to the format recorded in the model's config at
-    training time (`llmrec_prompt_format`; window for models that predate it).
+    training time (`llmrec_prompt_format`; window for models that predate it), and `library` (the prompt
+    templates) to the ones recorded there (`model_prompt_library`).
     """
 
     def __init__(self, model, tokenizer, sid_map: SidMap, items: Mapping[str, Item] | None = None, *,
                  trie: SidTrie | None = None, max_history: int | None = None, template_index: int = 0,
-                 num_beams: int = 20, prompt_format: str | None = None):
+                 num_beams: int = 20, prompt_format: str | None = None, library: PromptLibrary | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.sid_map = sid_map
@@ -46,6 +57,7 @@ class GenerativeRecommender:
         self.template_index = template_index
         self.num_beams = num_beams
         self.prompt_format = prompt_format or model_prompt_format(model)
+        self.library = library or model_prompt_library(model)
         self.trie = trie or SidTrie(sid_map, tokenizer, device=next(model.parameters()).device)
 
     @classmethod
@@ -64,9 +76,10 @@ class GenerativeRecommender:
         behavior_item task when a target behavior is asked for."""
         if behavior is None:
             msgs = seqrec_messages(history_ids, self.sid_map, self.items, template_index=self.template_index,
-                                   max_history=self.max_history, prompt_format=self.prompt_format)
+                                   max_history=self.max_history, prompt_format=self.prompt_format,
+                                   library=self.library)
         else:
-            lib = load_templates()
+            lib = self.library
             hist = list(history_ids)[-self.max_history:] if self.max_history else list(history_ids)
             msgs = make_messages("behavior_item", {"history": sid_history(hist, self.sid_map),
                                                    "target_behavior": lib.behavior_name(behavior)},

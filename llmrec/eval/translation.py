@@ -47,13 +47,14 @@ def evaluate_translation(rec: GenerativeRecommender, item_ids: Sequence[str], *,
     if max_title_chars is None:
         max_title_chars = CorpusConfig().max_title_chars
     titles = [clip_text(items[i].title, max_title_chars) for i in item_ids]
-    prompts = [render_prompt(tokenizer, make_messages("item2sid_title", {"title": t}, template_index=0))
+    prompts = [render_prompt(tokenizer, make_messages("item2sid_title", {"title": t}, template_index=0,
+                                                           library=rec.library))
                for t in titles]
     got = rec.recommend_prompts(prompts, k=1, num_beams=1, batch_size=batch_size)
     pred_items = [row[0][0] if row else None for row in got]
 
     sid_prompts = [render_prompt(tokenizer, make_messages("sid2item_title", {"sid": sid_map.sid_string(i)},
-                                                          template_index=0)) for i in item_ids]
+                                                          template_index=0, library=rec.library)) for i in item_ids]
     pred_titles: list[str] = []
     was_training = model.training
     model.eval()

@@ -57,13 +57,14 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     validate_config(recipe)  # every field checked before torch, data or a model load
     from trl import SFTConfig
 
-    from llmrec.corpus import load_corpus, load_corpus_manifest
+    from llmrec.corpus import corpus_prompt_library, load_corpus, load_corpus_manifest
     from llmrec.llm import load_base, load_model
 
     inputs = load_run_inputs(recipe.run)
     out_dir = run_path(inputs.run_dir, recipe.output, "sft")
     corpus_dir = run_path(inputs.run_dir, recipe.corpus, "corpus")
     datasets = load_corpus(corpus_dir, sid_map=inputs.sid_map)
+    library = corpus_prompt_library(corpus_dir)
     torch.manual_seed(recipe.train.seed)
     t0 = time.time()
     init_dir = run_path(inputs.run_dir, recipe.init_model, "sft/model") if recipe.init_model else None
@@ -73,7 +74,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
                                          load_in_4bit=recipe.model.load_in_4bit)
     else:
         model, tokenizer = load_base(recipe.model.preset, sid_map=inputs.sid_map, items=inputs.prepared.items,
-                                     extra_texts=_prompt_texts(corpus_dir), init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
+                                     extra_texts=_prompt_texts(library), init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
                                      trust_remote_code=recipe.model.trust_remote_code,
                                      load_in_4bit=recipe.model.load_in_4bit, tiny_config=_tiny_config(recipe))
     load_s = time.time() - t0
@@ -81,8 +82,10 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     multi_turn = seqrec_format == "session"
     if multi_turn:  # every assistant turn is trained, user turns between them are not
         tokenizer.chat_template = training_chat_template(tokenizer)
-    # Recorded in config.json: GenerativeRecommender prompts the model in the format it learnt.
+    # Recorded in config.json: GenerativeRecommender prompts the model in the format and with the
+    # templates it learnt.
     model.config.llmrec_prompt_format = seqrec_format
+    model.config.llmrec_prompts = library.to_dict()
     freeze_for_mode(model, recipe.adapter.mode)
 
     cfg = recipe.train
@@ -200,15 +203,12 @@ def training_chat_template(tokenizer) -> str:
                       "seqrec_format: window.")
 
 
-def _prompt_texts(corpus_dir: Path) -> list[str]:
+def _prompt_texts(lib) -> list[str]:
     """The prompt templates' words, for the tiny preset's tokenizer (trained from scratch): frequent
     enough to become whole tokens, so prompts stay short, and text to train on at all when the
     catalogue has none (sequence-only datasets). Other presets ignore them."""
-    from llmrec.corpus import load_corpus_manifest, load_templates
     from llmrec.corpus.tasks import SESSION_NEXT
 
-    prompts_dir = load_corpus_manifest(corpus_dir).get("config", {}).get("prompts_dir")
-    lib = load_templates(prompts_dir)
     texts = [t.system for t in lib.tasks.values()] + [p for t in lib.tasks.values() for p in t.paraphrases]
     return (texts + [SESSION_NEXT]) * 4
 
