@@ -27,7 +27,7 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from llmrec.config import validate_config
-from llmrec.corpus import render_prompt
+from llmrec.corpus import PromptLibrary, render_prompt
 from llmrec.corpus.tasks import answer_ends_after_item
 from llmrec.decode import GenerativeRecommender, SidTrie
 from llmrec.decode.generative import model_prompt_format, model_prompt_library
@@ -56,7 +56,8 @@ from llmrec.train.validation import ValidationCallback
 log = logging.getLogger(__name__)
 
 
-def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: str = "window", library=None):
+def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: str = "window",
+                     library: PromptLibrary | None = None):
     """seqrec prompts from the training split (last window of a random subset of training events)
     plus item2sid prompts, in the model's format and templates (`library`; None: the shipped ones);
     columns: prompt (messages), target, history, task."""
