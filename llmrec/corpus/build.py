@@ -102,10 +102,11 @@ def load_corpus_manifest(corpus_dir: str | Path) -> dict[str, Any]:
     return read_json(path, "corpus manifest")
 
 
-def corpus_prompt_library(corpus_dir: str | Path) -> PromptLibrary:
+def corpus_prompt_library(corpus_dir: str | Path, manifest: dict[str, Any] | None = None) -> PromptLibrary:
     """The prompt templates a corpus was built with (its config's `prompts_dir`), refused when they
-    have changed since (the model would learn one wording and be prompted with another)."""
-    manifest = load_corpus_manifest(corpus_dir)
+    have changed since (the model would learn one wording and be prompted with another). `manifest`:
+    the corpus manifest when the caller has it already."""
+    manifest = manifest if manifest is not None else load_corpus_manifest(corpus_dir)
     library = load_templates(manifest.get("config", {}).get("prompts_dir"))
     built = manifest.get("prompts_fingerprint")
     if built and built != library.fingerprint:

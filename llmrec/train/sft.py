@@ -64,7 +64,8 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     out_dir = run_path(inputs.run_dir, recipe.output, "sft")
     corpus_dir = run_path(inputs.run_dir, recipe.corpus, "corpus")
     datasets = load_corpus(corpus_dir, sid_map=inputs.sid_map)
-    library = corpus_prompt_library(corpus_dir)
+    manifest = load_corpus_manifest(corpus_dir)
+    library = corpus_prompt_library(corpus_dir, manifest)
     torch.manual_seed(recipe.train.seed)
     t0 = time.time()
     init_dir = run_path(inputs.run_dir, recipe.init_model, "sft/model") if recipe.init_model else None
@@ -78,7 +79,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
                                      trust_remote_code=recipe.model.trust_remote_code,
                                      load_in_4bit=recipe.model.load_in_4bit, tiny_config=_tiny_config(recipe))
     load_s = time.time() - t0
-    seqrec_format = load_corpus_manifest(corpus_dir).get("config", {}).get("seqrec_format", "window")
+    seqrec_format = manifest.get("config", {}).get("seqrec_format", "window")
     multi_turn = seqrec_format == "session"
     if multi_turn:  # every assistant turn is trained, user turns between them are not
         tokenizer.chat_template = training_chat_template(tokenizer)

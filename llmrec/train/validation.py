@@ -49,8 +49,10 @@ class ValidationCallback(TrainerCallback):
         self.history.append(row)
         log.info("validation at step %d: %s", step,
                  {k: round(v, 4) for k, v in row.items() if k in ("HR@10", "NDCG@10")})
+        if not self.keep_best:
+            return row
         scores = [example_metrics(r, e.target, self.ks).get(self.metric, 0.0) for r, e in zip(rankings, self.examples)]
-        if self.keep_best and (self.best is None or self._beats_best(scores)):
+        if self.best is None or self._beats_best(scores):
             self.best = row
             self._best_scores = scores
             self._best_state = {n: p.detach().to("cpu", copy=True)
