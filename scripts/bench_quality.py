@@ -2,8 +2,9 @@
 
     python scripts/bench_quality.py --dataset amazon18_scientific --minutes 10
 
-Prepares the data (leave-one-out), builds Semantic IDs (text embeddings when most items have text,
-else collaborative vectors from the training interactions), builds the corpus, then trains within
+Prepares the data (leave-one-out), builds Semantic IDs (recipes/tiny-cpu/sid.yaml: from text embeddings
+when most items have text, else from collaborative vectors of the training interactions), builds the
+corpus, then trains within
 `--minutes` of training wall time in all: one SFT stage (recipes/tiny-cpu/sft.yaml with
 schedule_by=time: its learning-rate schedule laid over its share of the budget) and GRPO (grpo.yaml from
 that model, best validated step kept). SASRec and
@@ -17,6 +18,7 @@ minutes of every stage.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -37,12 +39,13 @@ from llmrec.train.sft import run_sft
 GRPO_SHARE = 0.2
 
 
-def sid_config_for(prepared, seed: int) -> SidConfig:
-    """Text SIDs when at least half of the items have a title or description, else collaborative."""
+def sid_config_for(prepared, recipe: SidConfig) -> SidConfig:
+    """The recipe's SIDs, from text when at least half of the items have a title or description, else
+    from collaborative vectors."""
     items = list(prepared.items.values())
     with_text = sum(bool((it.title or "").strip() or (it.description or "").strip()) for it in items)
-    source = "text" if items and with_text >= len(items) / 2 else "collaborative"
-    return SidConfig(source=source, seed=seed)
+    text = bool(items) and with_text >= len(items) / 2
+    return recipe if text or recipe.source != "text" else dataclasses.replace(recipe, source="collaborative")
 
 
 def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", users: int | None = None,
@@ -50,7 +53,7 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
     sft_minutes, grpo_minutes = minutes * (1 - grpo_share), minutes * grpo_share
     # the demo's recipes with this budget: one SFT stage on the time schedule, then GRPO from it
     # keeping its best validated step
-    corpus_cfg, sft_recipe, grpo_recipe = demo_recipes(DemoConfig(
+    sid_recipe, corpus_cfg, sft_recipe, grpo_recipe = demo_recipes(DemoConfig(
         out=str(run), dataset=dataset, recipes=recipes, sft_minutes=sft_minutes, grpo_minutes=grpo_minutes,
         seed=seed))
     t: dict[str, float] = {}
@@ -64,7 +67,7 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
     prepared = ensure_data(dataset, run, reuse=same)
     stage("data", t0)
     t0 = time.time()
-    sid_cfg = sid_config_for(prepared, seed)
+    sid_cfg = sid_config_for(prepared, sid_recipe)
     sid_map = ensure_sids(prepared, run, sid_cfg)
     stage("sid", t0)
     t0 = time.time()
@@ -91,6 +94,7 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
     stage("eval", t0)
     out: dict[str, Any] = {"dataset": dataset, "minutes_budget": minutes, "recipes": recipes,
                            "users": {s: r.n_examples for s, r in reports.items()}, "sid_source": sid_cfg.source,
+                           "sid_identity": sid_cfg.identity,
                            "seqrec_format": corpus_cfg.seqrec_format}
     for split, rep in reports.items():
         out[split] = {r["ranker"]: {"NDCG@10": round(r["metrics"]["NDCG@10"], 4), "HR@10": round(r["metrics"]["HR@10"], 4)}

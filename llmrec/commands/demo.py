@@ -16,7 +16,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the whole pipeline on the embedded defaults (~13 min on 2 CPU cores)",
+    p = sub.add_parser("demo", help="run the whole pipeline on the embedded defaults (~14 min on 2 CPU cores)",
                        description="data -> SIDs -> corpus -> SFT -> GRPO -> eval -> bundle -> chat on the shipped "
                                    "recipes (recipes/tiny-cpu) with small budgets; writes runs/demo/.")
     add_config_arguments(p, DemoConfig, ("out", "dataset", "recipes", "sft_minutes", "grpo_minutes",

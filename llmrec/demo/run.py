@@ -1,4 +1,4 @@
-"""`llmrec demo`: the whole pipeline on the embedded defaults, sized for a 2-core CPU (~13 min).
+"""`llmrec demo`: the whole pipeline on the embedded defaults, sized for a 2-core CPU (~14 min).
 
 data prepare -> SIDs -> corpus -> SFT (tiny) -> short GRPO -> eval (LLM vs baselines) -> bundle -> chat,
 each stage from the shipped recipes (recipes/tiny-cpu) with the demo's budgets as overrides.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmrec.baselines.sasrec import cached_sasrec
 from llmrec.bundle.run import bundle_from_run
@@ -79,10 +79,22 @@ def _find_dataset(name: str) -> str:
                 "LLMREC_DATA_DIR=../shared/data), or run with internet access, or pass --dataset PATH.") from e
 
 
-def demo_recipes(cfg: DemoConfig) -> tuple[CorpusConfig, SFTRecipe, GRPORecipe]:
-    """The shipped recipes of `cfg.recipes`, with the demo's run folder, budgets and seed."""
+class DemoRecipes(NamedTuple):
+    """The configs of the demo's stages (also what scripts/bench_quality.py runs)."""
+
+    sid: SidConfig
+    corpus: CorpusConfig
+    sft: SFTRecipe
+    grpo: GRPORecipe
+
+
+def demo_recipes(cfg: DemoConfig) -> DemoRecipes:
+    """The shipped recipes of `cfg.recipes`, with the demo's run folder, budgets and seed (a folder
+    without sid.yaml gets the default SidConfig)."""
     folder = recipes_dir() / cfg.recipes
     run, seed = str(cfg.out), cfg.seed
+    sid_path = folder / "sid.yaml"
+    sid = load_config(SidConfig, sid_path if sid_path.exists() else None, [f"seed={seed}"])
     corpus = load_config(CorpusConfig, folder / "corpus.yaml", [f"seed={seed}"])
     # the budget ends the run, and the learning-rate schedule is laid over that budget (schedule_by=time)
     sft = load_config(SFTRecipe, folder / "sft.yaml", [f"train.max_minutes={cfg.sft_minutes}", "train.schedule_by=time",
@@ -93,20 +105,21 @@ def demo_recipes(cfg: DemoConfig) -> tuple[CorpusConfig, SFTRecipe, GRPORecipe]:
                        [f"train.max_minutes={cfg.grpo_minutes}", "train.schedule_by=time", f"train.seed={seed}",
                         "grpo.eval_samples=500"],
                        {"run": run, "init_model": "{run}/sft/model"})
-    return corpus, sft, grpo
+    return DemoRecipes(sid, corpus, sft, grpo)
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     validate_config(cfg)
-    corpus_cfg, sft_recipe, grpo_recipe = demo_recipes(cfg)  # every recipe checked before any work
+    sid_cfg, corpus_cfg, sft_recipe, grpo_recipe = demo_recipes(cfg)  # every recipe checked before any work
     run = RunDir(cfg.out)
     stages = Stages(8)
     stages.start("data", f"data: {cfg.dataset} -> {run.data}")
     prepared = ensure_data(_find_dataset(cfg.dataset), run.root, reuse=False)
     print(f"  {prepared.manifest['counts']}")
 
-    stages.start("sid", "Semantic IDs: MiniLM text embeddings -> balanced residual k-means 3x256")
-    sid_map = ensure_sids(prepared, run.root, SidConfig(seed=cfg.seed), reuse=False)
+    stages.start("sid", f"Semantic IDs (recipes/{cfg.recipes}/sid.yaml): {sid_cfg.source} vectors -> "
+                        f"{sid_cfg.method}" + (f", identity token: {sid_cfg.identity}" if sid_cfg.identity != "none" else ""))
+    sid_map = ensure_sids(prepared, run.root, sid_cfg, reuse=False)
     stats = read_json(run.sid / "stats.json")
     print(f"  {len(sid_map)} items, {stats.get('distinct_sids')} distinct SIDs, "
           f"collisions {stats.get('collisions_before')} -> {stats.get('collisions_after')}")
