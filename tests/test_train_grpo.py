@@ -309,3 +309,25 @@ def test_keep_best_margin_ignores_a_gain_within_validation_noise():
     assert kept(2.0, (0, 1)) == 0
     # every user gains at step 2: kept whatever the margin; a later drop is never kept
     assert kept(2.0, (0, 1, 10, 3)) == 2
+
+
+def test_last_prompts_are_whole_training_histories_without_targets(grpo_run):
+    """seqrec_prompts=last: one prompt per sampled user, its history the end of that user's training
+    sequence (never a valid/test item), target empty; target rewards are refused with it."""
+    from llmrec.io import LlmrecError
+    from llmrec.train.common import load_run_inputs
+    from llmrec.train.config import GRPOSettings
+    from llmrec.train.grpo import build_rl_dataset
+
+    inputs = load_run_inputs(grpo_run)
+    split = inputs.prepared.split
+    settings = GRPOSettings(rewards={"collaborative": 1.0}, seqrec_prompts="last", num_seqrec=10_000,
+                            num_item2sid=0, max_history=5)
+    rows = build_rl_dataset(inputs, settings, seed=0).to_list()
+    ends = {tuple(x.item for x in seq[-5:]) for seq in split.train.values() if seq}
+    assert len(rows) == sum(1 for seq in split.train.values() if seq)
+    assert {tuple(r["history"]) for r in rows} == ends and all(r["target"] == "" for r in rows)
+    events = build_rl_dataset(inputs, GRPOSettings(num_seqrec=10_000, num_item2sid=0, max_history=5), seed=0)
+    assert all(r["target"] for r in events.to_list())  # the default: training events with their items
+    with pytest.raises(LlmrecError, match="rule"):
+        GRPOSettings(rewards={"rule": 1.0, "collaborative": 1.0}, seqrec_prompts="last").validate()

@@ -27,6 +27,9 @@ COLLABORATIVE_SHAPES = ("dcg", "percentile")
 # the reward names GRPO knows (llmrec.train.rewards.REWARDS registers their factories; kept here
 # as plain names so a recipe is checked before torch is imported)
 REWARD_NAMES = ("rule", "ranking", "valid", "repeat", "semantic", "collaborative")
+#: rewards that compare a completion with the prompt's target item (a `last` prompt has none)
+TARGET_REWARDS = ("rule", "ranking", "semantic")
+SEQREC_PROMPTS = ("events", "last")
 
 
 @dataclasses.dataclass
@@ -160,6 +163,10 @@ class GRPOSettings:
                                        help=f"reward name -> weight ({', '.join(REWARD_NAMES)}, or "
                                             "package.module:factory)")
     num_seqrec: int = option(2000, help="RL prompts sampled from training sequences")
+    seqrec_prompts: str = option("events", help="events: histories before random training events (each has its "
+                                 "target); last: each user's whole training history, the state the held-out "
+                                 "splits start from, which has no target (target-free rewards only)",
+                                 choices=SEQREC_PROMPTS)
     num_item2sid: int = option(200, help="RL prompts asking for an item's SID from its title")
     max_history: int = option(20, help="most recent history items in a prompt")
     eval_every: int = option(50, help="steps between validation HR/NDCG runs (0: off)")
@@ -182,6 +189,11 @@ class GRPOSettings:
             raise LlmrecError("grpo.rewards: every weight is zero")
         if self.num_generations < 2:
             raise LlmrecError("grpo.num_generations must be at least 2 (advantages compare a group)")
+        needs_target = [n for n in TARGET_REWARDS if self.rewards.get(n)]
+        if self.seqrec_prompts == "last" and needs_target:
+            raise LlmrecError(f"grpo.seqrec_prompts: last prompts have no target item, but the rewards "
+                              f"{', '.join(needs_target)} compare with it; set their weights to 0 or use "
+                              "seqrec_prompts: events")
         if self.keep_best and not self.eval_every:
             raise LlmrecError("grpo.keep_best needs grpo.eval_every > 0")
         if self.keep_best_z < 0:

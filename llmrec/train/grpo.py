@@ -58,22 +58,31 @@ log = logging.getLogger(__name__)
 
 def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: str = "window",
                      library: PromptLibrary | None = None):
-    """seqrec prompts from the training split (last window of a random subset of training events)
-    plus item2sid prompts, in the model's format and templates (`library`; None: the shipped ones);
-    columns: prompt (messages), target, history, task."""
+    """seqrec prompts from the training split plus item2sid prompts, in the model's format and
+    templates (`library`; None: the shipped ones); columns: prompt (messages), target, history, task.
+
+    seqrec prompts (`settings.seqrec_prompts`): `events`, the window before each of a random subset
+    of training events, target that event's item; `last`, the whole training history of a random
+    subset of users, target "" (none exists: what follows is held out). `last` prompts are the inputs
+    the valid/test splits ask about (test one item later); only target-free rewards can score them."""
     from datasets import Dataset
 
     from llmrec.corpus import make_messages, seqrec_messages
 
     rng = random.Random(seed)
     items = inputs.prepared.items
-    examples = inputs.prepared.split.train_examples(max_history=settings.max_history)
-    rng.shuffle(examples)
+    if settings.seqrec_prompts == "last":
+        cases = [([x.item for x in seq[-settings.max_history:]], "") for seq in inputs.prepared.split.train.values()
+                 if seq]
+    else:
+        cases = [(ex.history, ex.target)
+                 for ex in inputs.prepared.split.train_examples(max_history=settings.max_history)]
+    rng.shuffle(cases)
     rows = []
-    for ex in examples[: settings.num_seqrec]:
-        rows.append({"prompt": seqrec_messages(ex.history, inputs.sid_map, items, template_index=0,
+    for history, target in cases[: settings.num_seqrec]:
+        rows.append({"prompt": seqrec_messages(history, inputs.sid_map, items, template_index=0,
                                                prompt_format=prompt_format, library=library),
-                     "target": ex.target, "history": ex.history, "task": "seqrec"})
+                     "target": target, "history": history, "task": "seqrec"})
     with_title = [i for i, it in items.items() if it.title and i in inputs.sid_map]
     rng.shuffle(with_title)
     for item_id in with_title[: settings.num_item2sid]:
