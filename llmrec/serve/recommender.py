@@ -108,7 +108,7 @@ class Recommender:
         """The item's title, with its brand or id when other catalogue items share that title."""
         base = self.items[item_id].display_name
         tag = self._dup_tag.get(item_id)
-        return f"{base.rstrip()} ({tag})" if tag else base
+        return f"{base.rstrip().rstrip('.')} ({tag})" if tag else base
 
     def title_key(self, item_id: str) -> str:
         it = self.items.get(item_id)
