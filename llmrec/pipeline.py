@@ -4,6 +4,7 @@ remain the way to run one stage with all its options."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -40,6 +41,17 @@ def ensure_data(dataset: str, run: Path, reuse: bool = True) -> PreparedData:
     if not (reuse and (run / "data" / "manifest.json").exists()):
         prepare_data(dataset, run, split="loo", max_history=20)
     return load_prepared(run / "data")
+
+
+def sid_config_for(prepared: PreparedData, recipe: SidConfig) -> SidConfig:
+    """The recipe's SIDs; a recipe built from text switches to collaborative vectors (training
+    interactions only) when fewer than half of the items have a title or description."""
+    items = list(prepared.items.values())
+    with_text = sum(bool((it.title or "").strip() or (it.description or "").strip()) for it in items)
+    if recipe.source != "text" or (items and with_text >= len(items) / 2):
+        return recipe
+    log.info("%d of %d items have text: SIDs from collaborative vectors", with_text, len(items))
+    return dataclasses.replace(recipe, source="collaborative")
 
 
 def ensure_sids(prepared: PreparedData, run: Path, config: SidConfig | None = None, reuse: bool = True) -> SidMap:

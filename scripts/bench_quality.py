@@ -18,7 +18,6 @@ minutes of every stage.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import time
@@ -30,22 +29,12 @@ from llmrec.demo.config import DemoConfig
 from llmrec.demo.run import demo_recipes
 from llmrec.eval.config import EvalConfig
 from llmrec.eval.run import run_eval
-from llmrec.pipeline import ensure_corpus, ensure_data, ensure_sids
-from llmrec.sid.build import SidConfig
+from llmrec.pipeline import ensure_corpus, ensure_data, ensure_sids, sid_config_for
 from llmrec.train.grpo import run_grpo
 from llmrec.train.sft import run_sft
 
 #: share of the training budget given to GRPO (the rest is SFT)
 GRPO_SHARE = 0.2
-
-
-def sid_config_for(prepared, recipe: SidConfig) -> SidConfig:
-    """The recipe's SIDs, from text when at least half of the items have a title or description, else
-    from collaborative vectors."""
-    items = list(prepared.items.values())
-    with_text = sum(bool((it.title or "").strip() or (it.description or "").strip()) for it in items)
-    text = bool(items) and with_text >= len(items) / 2
-    return recipe if text or recipe.source != "text" else dataclasses.replace(recipe, source="collaborative")
 
 
 def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", users: int | None = None,

@@ -97,3 +97,20 @@ def test_demo_recipes_lay_both_schedules_over_their_budgets(tmp_path):
     assert (sft.train.schedule_by, sft.train.max_minutes) == ("time", 7.0)
     assert (grpo.train.schedule_by, grpo.train.max_minutes) == ("time", 3.0)
     assert (grpo.run, grpo.init_model) == (str(tmp_path / "demo"), "{run}/sft/model")  # from SFT stage one
+
+
+def test_sid_recipe_switches_to_collaborative_vectors_without_item_text():
+    """The demo and bench_quality keep a text SID recipe when most items have text, else build SIDs from
+    collaborative vectors (a no-text dataset would otherwise embed empty strings)."""
+    from types import SimpleNamespace
+
+    from llmrec.data.records import Item
+    from llmrec.pipeline import sid_config_for
+    from llmrec.sid.build import SidConfig
+
+    recipe = SidConfig(identity="unique")
+    bare = SimpleNamespace(items={str(i): Item(id=str(i)) for i in range(4)})
+    titled = SimpleNamespace(items={str(i): Item(id=str(i), title=f"thing {i}" if i % 2 else "") for i in range(4)})
+    assert (sid_config_for(bare, recipe).source, sid_config_for(bare, recipe).identity) == ("collaborative", "unique")
+    assert sid_config_for(titled, recipe) is recipe
+    assert sid_config_for(bare, SidConfig(source="random")).source == "random"

@@ -22,7 +22,7 @@ from llmrec.demo.config import DEFAULT_DATASET, DemoConfig
 from llmrec.eval.config import EvalConfig
 from llmrec.eval.run import run_eval
 from llmrec.io import LlmrecError, data_dir, read_json, write_json
-from llmrec.pipeline import ensure_corpus, ensure_data, ensure_sids, recipes_dir
+from llmrec.pipeline import ensure_corpus, ensure_data, ensure_sids, recipes_dir, sid_config_for
 from llmrec.rundir import RunDir
 from llmrec.serve import Recommender
 from llmrec.sid.build import SidConfig
@@ -117,6 +117,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     prepared = ensure_data(_find_dataset(cfg.dataset), run.root, reuse=False)
     print(f"  {prepared.manifest['counts']}")
 
+    sid_cfg = sid_config_for(prepared, sid_cfg)
     stages.start("sid", f"Semantic IDs (recipes/{cfg.recipes}/sid.yaml): {sid_cfg.source} vectors -> "
                         f"{sid_cfg.method}" + (f", identity token: {sid_cfg.identity}" if sid_cfg.identity != "none" else ""))
     sid_map = ensure_sids(prepared, run.root, sid_cfg, reuse=False)
