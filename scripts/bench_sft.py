@@ -1,6 +1,6 @@
 """Benchmark LoRA/full SFT throughput: tokens/s and loss over N steps on a real dataset.
 
-    .venv/bin/python scripts/bench_sft.py --preset tiny --dataset amazon18_scientific --steps 50
+    .venv/bin/python scripts/bench_sft.py --preset tiny --dataset amazon18_scientific --steps 50 [--sid-softmax level]
 
 Builds (or reuses) runs/bench_<dataset>/{data,sid,corpus}, then trains N steps into a scratch
 folder. Presets: tiny (full fine-tune), smollm2-135m or any HF id/path (LoRA). Last line: JSON.
@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--mode", default=None, choices=["full", "lora", "embeddings"],
                     help="default: full for tiny, lora otherwise")
     ap.add_argument("--run", default=None, help="run folder to build/reuse (default runs/bench_<dataset>)")
+    ap.add_argument("--sid-softmax", default="vocab", choices=["vocab", "level"],
+                    help="level: SID targets normalised over their own level's tokens (model.sid_softmax)")
     args = ap.parse_args()
     run = Path(args.run or f"runs/bench_{args.dataset}")
     t0 = time.time()
@@ -44,13 +46,13 @@ def main() -> None:
     mode = args.mode or ("full" if args.preset == "tiny" else "lora")
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_sft(SFTRecipe(
-            run=str(run), output=tmp, model=ModelConfig(preset=args.preset), adapter=AdapterConfig(mode=mode),
+            run=str(run), output=tmp, model=ModelConfig(preset=args.preset, sid_softmax=args.sid_softmax), adapter=AdapterConfig(mode=mode),
             train=TrainConfig(max_steps=args.steps, learning_rate=1e-3 if mode == "full" else 5e-4,
                               lr_scheduler="constant", warmup_ratio=0.0, batch_size=args.batch_size,
                               max_length=args.max_length, logging_steps=max(1, args.steps // 10),
                               save_steps=10**9, report_to=[], max_eval_samples=64)))
     print(json.dumps({
-        "preset": args.preset, "mode": mode, "dataset": args.dataset, "steps": summary["global_step"],
+        "preset": args.preset, "mode": mode, "sid_softmax": args.sid_softmax, "dataset": args.dataset, "steps": summary["global_step"],
         "batch_size": args.batch_size, "tokens_per_s": summary["tokens_per_s"],
         "s_per_step": round(summary["train_seconds"] / max(1, summary["global_step"]), 3),
         "loss_first": summary["loss_first"], "loss_last": summary["loss_last"],

@@ -331,3 +331,36 @@ def test_last_prompts_are_whole_training_histories_without_targets(grpo_run):
     assert all(r["target"] for r in events.to_list())  # the default: training events with their items
     with pytest.raises(LlmrecError, match="rule"):
         GRPOSettings(rewards={"rule": 1.0, "collaborative": 1.0}, seqrec_prompts="last").validate()
+
+
+def test_completion_logps_equal_trl_fused_head(grpo_run):
+    """On a CPU GRPO projects only completion positions (BudgetedGRPOTrainer._completion_logps): the
+    same per-token log-probabilities and entropies as TRL's fused LM head, at any temperature."""
+    import contextlib
+
+    from trl import GRPOTrainer
+    from trl.trainer.utils import add_fused_lm_head
+
+    from llmrec.llm import load_model
+    from llmrec.train.grpo import BudgetedGRPOTrainer
+
+    model, _, _ = load_model(grpo_run / "sft" / "model")
+    add_fused_lm_head(model, temperature=0.7, outputs=("log_probs", "entropy"))
+
+    class _Accel:
+        autocast = staticmethod(contextlib.nullcontext)
+        is_main_process = True
+
+    class _Self:  # the attributes both implementations read
+        accelerator, temperature, sid_groups = _Accel(), 0.7, None
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (5, 14))
+    mask = torch.ones_like(ids)
+    mask[2, :4] = 0  # left padding
+    with torch.no_grad():
+        ref = GRPOTrainer._get_per_token_logps_and_entropies(_Self(), model, ids, mask, 4, batch_size=2,
+                                                             compute_entropy=True)
+        ours = BudgetedGRPOTrainer._completion_logps(_Self(), model, ids, mask, 4, 2, True)
+    assert torch.allclose(ours[0], ref[0], atol=1e-5)
+    assert torch.allclose(ours[1], ref[1], atol=1e-4)

@@ -42,13 +42,14 @@ def build_small_run(run_dir: Path, n_items: int = 120) -> Path:
     return run_dir
 
 
-def short_sft(run_dir: Path, corpus_dir: Path, out_dir: Path, max_length: int = 512) -> dict:
-    """Six full fine-tuning steps of the TINY_MODEL on `corpus_dir` (run_sft's summary)."""
+def short_sft(run_dir: Path, corpus_dir: Path, out_dir: Path, max_length: int = 512, **model_fields) -> dict:
+    """Six full fine-tuning steps of the TINY_MODEL on `corpus_dir` (run_sft's summary);
+    `model_fields` set other ModelConfig fields (e.g. sid_softmax)."""
     from llmrec.train.config import AdapterConfig, ModelConfig, SFTRecipe, TrainConfig
     from llmrec.train.sft import run_sft
 
     recipe = SFTRecipe(run=str(run_dir), output=str(out_dir), corpus=str(corpus_dir),
-                       model=ModelConfig(preset="tiny", init="semantic", tiny=TINY_MODEL),
+                       model=ModelConfig(preset="tiny", init="semantic", tiny=TINY_MODEL, **model_fields),
                        adapter=AdapterConfig(mode="full"),
                        train=TrainConfig(max_steps=6, learning_rate=3e-3, lr_scheduler="constant", warmup_ratio=0.0,
                                          batch_size=8, logging_steps=1, save_steps=100, report_to=[],

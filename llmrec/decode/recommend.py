@@ -24,6 +24,7 @@ from transformers import BatchEncoding, GenerationConfig
 from llmrec.decode.processor import SidConstrainedLogitsProcessor
 from llmrec.decode.trie import SidTrie
 from llmrec.io import LlmrecError
+from llmrec.llm.sid_softmax import SidLevelGroups, model_sid_softmax
 
 Prompts = Sequence[str] | Sequence[Sequence[int]] | BatchEncoding
 
@@ -73,10 +74,11 @@ def _format(items: list[str], scores: list[float], return_scores: bool):
 @torch.inference_mode()
 def _beam_search(model, trie: SidTrie, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  num_beams: int, banned: torch.Tensor | None,
-                 score_end: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                 score_end: bool = True, groups: SidLevelGroups | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Constrained beam search for one chunk. Returns finished (scores, leaf nodes), each (R, N),
     sorted best first; empty slots have score -inf and node -1. Without `score_end` a finished
-    item scores its SID tokens only (the end token adds 0)."""
+    item scores its SID tokens only (the end token adds 0). With `groups` a SID token scores its
+    level-softmax log-probability (a model trained with the level softmax)."""
     dev = input_ids.device
     R, N = input_ids.shape[0], num_beams
     neg = float("-inf")
@@ -103,7 +105,7 @@ def _beam_search(model, trie: SidTrie, input_ids: torch.Tensor, attention_mask: 
         D = ctok.shape[1]
         if banned is not None:
             cok = cok & ~banned.gather(1, cnode.view(R, W * D)).view(R * W, D)
-        lp = logp.gather(1, ctok)
+        lp = logp.gather(1, ctok) if groups is None else groups.token_log_probs(logp, ctok)
         leaf = trie.is_leaf[flat]
         if len(trie.end_ids) > 1:  # one finishing candidate per leaf: its best end token
             end_lp = logp[:, end_ids].max(-1).values
@@ -160,7 +162,8 @@ def recommend(model, tokenizer, trie: SidTrie, prompts: Prompts, k: int = 10, nu
 
     prompts: rendered prompt strings, token id lists or a BatchEncoding (any padding side).
     num_beams: beam width (>= k; default max(k, 20)). exclude: per prompt, item ids never returned.
-    Scores are sequence log-probabilities (SID tokens + end token, length_penalty 0). `score_end`
+    Scores are sequence log-probabilities (SID tokens + end token, length_penalty 0; a SID token's
+    under the level softmax for a model trained with it, llmrec.llm.sid_softmax). `score_end`
     False leaves the end token out: for models whose answer does not end after one item (the
     `stream` format continues with the next SID), where P(end) says whether the sequence stops,
     not how good the item is.
@@ -170,6 +173,7 @@ def recommend(model, tokenizer, trie: SidTrie, prompts: Prompts, k: int = 10, nu
     if trie.device != dev:
         trie.to(dev)
     ids, am = encode_prompts(tokenizer, prompts, trie.pad_id)
+    groups = trie.level_groups(model) if model_sid_softmax(model) == "level" else None
     if exclude is not None and len(exclude) != ids.shape[0]:
         raise LlmrecError(f"recommend(): exclude has {len(exclude)} entries for {ids.shape[0]} prompts.")
     was_training = model.training
@@ -181,7 +185,7 @@ def recommend(model, tokenizer, trie: SidTrie, prompts: Prompts, k: int = 10, nu
             keep = cam.any(0)  # drop columns that are padding for every row of this chunk
             cid, cam = cid[:, keep].to(dev), cam[:, keep].to(dev)
             banned = trie.banned_nodes(exclude[b:b + batch_size]) if exclude is not None else None
-            fin_s, fin_n = _beam_search(model, trie, cid, cam, num_beams, banned, score_end)
+            fin_s, fin_n = _beam_search(model, trie, cid, cam, num_beams, banned, score_end, groups)
             items_idx = trie.leaf_item[fin_n.clamp(min=0)].masked_fill(fin_n < 0, -1).cpu().tolist()
             for row_s, row_i in zip(fin_s.cpu().tolist(), items_idx):
                 got = [(trie.item_ids[i], s) for i, s in zip(row_i, row_s) if i >= 0][:k]

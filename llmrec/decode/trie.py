@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 
 from llmrec.io import LlmrecError
+from llmrec.llm.sid_softmax import SidLevelGroups
 from llmrec.sid.sidmap import SidMap
 
 
@@ -54,6 +55,9 @@ class SidTrie:
                      for item, codes in sid_map.codes.items()}
         self._build(sequences, tokenizer, end_ids, pad_id, strict=True)
         self.fingerprint = sid_map.fingerprint
+        # every code of every level the vocabulary holds: what the level softmax normalises over
+        self.level_token_ids = [[int(vocab[t]) for t in (sid_map.token(lvl, c) for c in range(size)) if t in vocab]
+                                for lvl, size in enumerate(sid_map.level_sizes)]
         if str(device) != "cpu":
             self.to(device)
 
@@ -70,6 +74,7 @@ class SidTrie:
         trie._build({str(k): tuple(int(t) for t in v) for k, v in sequences.items() if len(v)}, tokenizer,
                      end_ids, pad_id, strict=False)
         trie.fingerprint = ""
+        trie.level_token_ids = None  # not SID levels: always scored over the whole vocabulary
         if str(device) != "cpu":
             trie.to(device)
         return trie
@@ -184,6 +189,17 @@ class SidTrie:
             setattr(self, name, getattr(self, name).to(device))
         self.device = device
         return self
+
+    def level_groups(self, model) -> SidLevelGroups | None:
+        """The level-softmax groups of this trie's SID levels for `model` (None for a trie over
+        other token sequences); built once, kept on the trie's device."""
+        if self.level_token_ids is None:
+            return None
+        vocab = model.get_input_embeddings().weight.shape[0]
+        cached = getattr(self, "_groups", None)
+        if cached is None or cached.vocab_size != vocab:
+            cached = self._groups = SidLevelGroups(self.level_token_ids, vocab)
+        return cached.to(self.device) if cached.group.device != self.device else cached
 
     @property
     def num_nodes(self) -> int:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from trl import SFTTrainer
 
+from llmrec.llm.sid_softmax import SidLevelGroups
 from llmrec.train.schedule import TimeBudgetSchedule
 from llmrec.train.trl_internals import add_train_tokens, log_metric, set_metric
 
@@ -37,12 +38,16 @@ def compact_loss_supported(model: torch.nn.Module, *, num_processes: int, device
 
 
 def answer_only_loss(model: torch.nn.Module, inputs: dict[str, Any],
-                     num_items_in_batch: int | torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                     num_items_in_batch: int | torch.Tensor | None = None,
+                     with_stats: bool = True,
+                     groups: SidLevelGroups | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(loss, stats) with the next-token NLL summed over labelled positions.
 
     The loss is divided by `num_items_in_batch` when given (what Trainer passes under gradient
     accumulation), else by the number of labelled tokens, exactly as TRL does. `stats` holds the
-    detached `num_valid`, `num_correct` (top-1 hits) and `entropy_sum` for TRL's metrics.
+    detached `num_valid`, and with `with_stats` also `num_correct` (top-1 hits) and `entropy_sum`
+    for TRL's metrics (three more passes over a (tokens x vocab) matrix: only on logging steps).
+    With `groups` (the level softmax) a SID target is scored against its own level's rows only.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone_kwargs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
@@ -50,16 +55,43 @@ def answer_only_loss(model: torch.nn.Module, inputs: dict[str, Any],
     labels = inputs["labels"][:, 1:]
     mask = labels != -100
     head = base.get_output_embeddings()
-    logits = head(hidden[:, :-1][mask]).float()
     target = labels[mask]
-    loss_sum = F.cross_entropy(logits, target, reduction="sum")
+    if groups is None:
+        logits = head(hidden[:, :-1][mask]).float()
+        loss_sum = F.cross_entropy(logits, target, reduction="sum")
+        parts = [(logits, target)]
+    else:
+        loss_sum, by_group = groups.nll_sum(hidden[:, :-1][mask], head, target)
+        parts = list(by_group.values())
     denom = mask.sum() if num_items_in_batch is None else num_items_in_batch
     loss = loss_sum / torch.as_tensor(denom, device=loss_sum.device).clamp(min=1)
-    with torch.no_grad():
-        logp = logits.log_softmax(-1)
-        stats = {"num_valid": mask.sum(), "num_correct": (logits.argmax(-1) == target).sum(),
-                 "entropy_sum": -(logp.exp() * logp).sum()}
+    stats = {"num_valid": mask.sum()}
+    if with_stats:
+        with torch.no_grad():
+            correct, entropy = 0, 0.0
+            for logits, tgt in parts:
+                logp = logits.log_softmax(-1)
+                correct = correct + (logits.argmax(-1) == tgt).sum()
+                entropy = entropy - (logp.exp() * logp).sum()
+            stats.update(num_correct=torch.as_tensor(correct), entropy_sum=torch.as_tensor(entropy))
     return loss, stats
+
+
+def level_softmax_loss(model: torch.nn.Module, inputs: dict[str, Any], groups: SidLevelGroups,
+                       num_items_in_batch: int | torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+    """The level-softmax loss through the whole (wrapped) model: full logits, each SID target's row
+    masked to its level. The path for GPUs and DDP / DeepSpeed / FSDP, where `answer_only_loss`
+    cannot call the backbone alone, and for validation loss; equal to it wherever both run. Returns
+    (loss, the model's outputs)."""
+    labels = inputs["labels"]
+    out = model(**{**{k: v for k, v in inputs.items() if k != "labels"}, "use_cache": False})
+    logits = out.logits[:, :-1].float()
+    target = labels[:, 1:]
+    masked = groups.mask_logits(logits, target)
+    loss_sum = F.cross_entropy(masked.reshape(-1, masked.shape[-1]), target.reshape(-1), ignore_index=-100,
+                               reduction="sum")
+    denom = (target != -100).sum() if num_items_in_batch is None else num_items_in_batch
+    return loss_sum / torch.as_tensor(denom, device=loss_sum.device).clamp(min=1), out
 
 
 def sft_trainer_class():
@@ -77,14 +109,25 @@ def sft_trainer_class():
                                                             device=self.args.device))
             return self._compact
 
+        #: set by run_sft for a level-softmax model (llmrec.llm.sid_softmax)
+        sid_groups: SidLevelGroups | None = None
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if not (model.training and not return_outputs and self._compact_ok(model)):
+            compact = model.training and not return_outputs and self._compact_ok(model)
+            if self.sid_groups is not None and not compact:
+                loss, out = level_softmax_loss(model, inputs, self.sid_groups, num_items_in_batch)
+                return (loss, out) if return_outputs else loss
+            if not compact:
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
-            loss, stats = answer_only_loss(model, inputs, num_items_in_batch)
+            # entropy / accuracy are logged diagnostics: computed on the batches of logging steps only
+            logs_next = (self.state.global_step + 1) % max(int(self.args.logging_steps), 1) == 0
+            loss, stats = answer_only_loss(model, inputs, num_items_in_batch, with_stats=logs_next,
+                                           groups=self.sid_groups)
             n = stats["num_valid"].item()
-            log_metric(self, "entropy", stats["entropy_sum"].item() / n if n else 0.0, "train")
-            log_metric(self, "mean_token_accuracy", stats["num_correct"].item() / n if n else 0.0, "train")
+            if logs_next:
+                log_metric(self, "entropy", stats["entropy_sum"].item() / n if n else 0.0, "train")
+                log_metric(self, "mean_token_accuracy", stats["num_correct"].item() / n if n else 0.0, "train")
             mask = inputs.get("attention_mask")
             total = add_train_tokens(self, int(mask.sum().item()) if mask is not None else inputs["input_ids"].numel())
             set_metric(self, "num_tokens", total)

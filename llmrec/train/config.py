@@ -30,6 +30,7 @@ REWARD_NAMES = ("rule", "ranking", "valid", "repeat", "semantic", "collaborative
 #: rewards that compare a completion with the prompt's target item (a `last` prompt has none)
 TARGET_REWARDS = ("rule", "ranking", "semantic")
 SEQREC_PROMPTS = ("events", "last")
+SID_SOFTMAX_MODES = ("vocab", "level")  # = llmrec.llm.sid_softmax.SID_SOFTMAX_MODES (no torch import here)
 
 
 @dataclasses.dataclass
@@ -45,6 +46,10 @@ class ModelConfig:
     trust_remote_code: bool = option(False, help="run model code from the Hub repo (off: safer)")
     load_in_4bit: bool = option(False, help="QLoRA: 4-bit base weights (CUDA GPU + bitsandbytes)")
     tiny: dict[str, Any] = option(default_factory=dict, help="overrides of the tiny preset's architecture")
+    sid_softmax: str = option("vocab", help="SFT: normalise a SID token's probability over the whole vocabulary "
+                              "(vocab) or over its own SID level's tokens (level: less LM-head work per step); "
+                              "recorded in config.json, GRPO and decoding then score the model the same way",
+                              choices=SID_SOFTMAX_MODES)
 
 
 @dataclasses.dataclass

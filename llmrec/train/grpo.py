@@ -35,6 +35,8 @@ from llmrec.eval.runner import LLMRanker
 from llmrec.io import LlmrecError, write_json
 from llmrec.llm import load_model
 from llmrec.llm.loading import merge_adapter
+from llmrec.llm.sid_softmax import SidLevelGroups, model_sid_softmax
+from llmrec.train.answer_loss import compact_loss_supported
 from llmrec.train.args import stage_main
 from llmrec.train.common import (
     NonFiniteGuard,
@@ -97,7 +99,52 @@ def build_rl_dataset(inputs, settings: GRPOSettings, seed: int, prompt_format: s
 
 
 class BudgetedGRPOTrainer(TimeBudgetSchedule, GRPOTrainer):
-    """GRPOTrainer whose LR may follow a wall-time budget (train.schedule_by=time)."""
+    """GRPOTrainer whose LR may follow a wall-time budget (train.schedule_by=time), that scores a
+    level-softmax model's completions the way it was trained (`sid_groups`, llmrec.llm.sid_softmax),
+    and that projects only completion positions through the LM head on a single-process CPU."""
+
+    #: set by run_grpo for a model trained with the level softmax
+    sid_groups: SidLevelGroups | None = None
+
+    def _own_logps(self, model) -> bool:
+        """Whether token log-probabilities come from `_completion_logps` (see there) or TRL's path."""
+        if self.sid_groups is not None:
+            return True
+        if getattr(self, "_compact", None) is None:
+            self._compact = compact_loss_supported(model, num_processes=self.accelerator.num_processes,
+                                                   device=self.args.device)
+        return self._compact
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                           batch_size=None, compute_entropy=False, compute_aux_loss=False,
+                                           **multimodal):
+        if not self._own_logps(model) or compute_aux_loss or any(v is not None for v in multimodal.values()):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **multimodal)
+        return self._completion_logps(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy)
+
+    def _completion_logps(self, model, input_ids, attention_mask, logits_to_keep: int, batch_size: int | None,
+                          compute_entropy: bool):
+        """Per-token log-probabilities (and entropies) of the completion tokens, projecting only the
+        completion positions (`logits_to_keep`). Written by hand: TRL 1.16's fused head projects every
+        position of every row off Triton devices (GRPO steps ~4x slower on a CPU), and normalises over
+        the whole vocabulary, where a level-softmax model's SID tokens normalise over their level."""
+        batch_size = batch_size or input_ids.size(0)
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), batch_size):
+            ids, am = input_ids[start:start + batch_size], attention_mask[start:start + batch_size]
+            with self.accelerator.autocast():
+                logits = model(input_ids=ids, attention_mask=am, logits_to_keep=logits_to_keep + 1).logits
+            logits = logits[:, :-1].float() / self.temperature
+            completion = ids[:, -logits_to_keep:]
+            if self.sid_groups is not None:
+                logits = self.sid_groups.mask_logits(logits, completion)
+            logp = logits.log_softmax(-1)
+            logps.append(logp.gather(-1, completion.unsqueeze(-1)).squeeze(-1))
+            if compute_entropy:
+                entropies.append(-(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(-1))
+        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
 
 
 class ConstrainedRollout:
@@ -221,6 +268,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         callbacks=[WallTimeLimit(cfg.max_minutes), val_cb, guard, SidMapInCheckpoints(sid_map)],
     )
     trainer.time_budget = time_budget(cfg)
+    if model_sid_softmax(model) == "level":
+        trainer.sid_groups = trie.level_groups(model)
     resume = latest_checkpoint(out_dir, recipe.resume)
     ref_before = _checksum(trainer.ref_model)
     t0 = time.time()

@@ -17,6 +17,7 @@ import torch
 
 from llmrec.config import validate_config
 from llmrec.io import write_json
+from llmrec.llm.sid_softmax import SidLevelGroups
 from llmrec.train.answer_loss import sft_trainer_class
 from llmrec.train.args import stage_main
 from llmrec.train.common import (
@@ -87,6 +88,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     # templates it learnt.
     model.config.llmrec_prompt_format = seqrec_format
     model.config.llmrec_prompts = library.to_dict()
+    model.config.llmrec_sid_softmax = recipe.model.sid_softmax  # how GRPO and decoding must score it
     freeze_for_mode(model, recipe.adapter.mode)
 
     cfg = recipe.train
@@ -114,6 +116,9 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map)],
     )
     trainer.time_budget = time_budget(cfg)
+    if recipe.model.sid_softmax == "level":
+        trainer.sid_groups = SidLevelGroups.for_model(tokenizer, inputs.sid_map,
+                                                      model.get_output_embeddings().weight.shape[0])
     resume = latest_checkpoint(out_dir, recipe.resume)
     if recipe.resume is True and resume is None:
         log.info("no checkpoint in %s; starting fresh", out_dir)
