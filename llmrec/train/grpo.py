@@ -110,10 +110,10 @@ class BudgetedGRPOTrainer(TimeBudgetSchedule, GRPOTrainer):
         """Whether token log-probabilities come from `_completion_logps` (see there) or TRL's path."""
         if self.sid_groups is not None:
             return True
-        if getattr(self, "_compact", None) is None:
-            self._compact = compact_loss_supported(model, num_processes=self.accelerator.num_processes,
-                                                   device=self.args.device)
-        return self._compact
+        if getattr(self, "_compact_logps", None) is None:
+            self._compact_logps = compact_loss_supported(model, num_processes=self.accelerator.num_processes,
+                                                         device=self.args.device)
+        return self._compact_logps
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
                                            batch_size=None, compute_entropy=False, compute_aux_loss=False,
