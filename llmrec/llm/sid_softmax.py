@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from llmrec.io import LlmrecError
+from llmrec.llm.sid_tokens import sid_token_id_table
 from llmrec.sid.sidmap import SidMap
 
 SID_SOFTMAX_MODES = ("vocab", "level")
@@ -57,17 +58,9 @@ class SidLevelGroups:
 
     @classmethod
     def for_model(cls, tokenizer, sid_map: SidMap, vocab_size: int) -> SidLevelGroups:
-        """Groups from a tokenizer that holds `sid_map`'s tokens."""
-        vocab = tokenizer.get_vocab()
-        levels = []
-        for level, size in enumerate(sid_map.level_sizes):
-            toks = [sid_map.token(level, code) for code in range(size)]
-            missing = [t for t in toks if t not in vocab]
-            if missing:
-                raise LlmrecError(f"tokenizer lacks {len(missing)} SID tokens of level {level} (e.g. {missing[:3]}); "
-                                  "load the model with llmrec.llm.load_model.")
-            levels.append([vocab[t] for t in toks])
-        return cls(levels, vocab_size)
+        """Groups from a tokenizer that holds `sid_map`'s tokens (every code of every level)."""
+        table = sid_token_id_table(tokenizer, sid_map)  # raises, naming the fix, when tokens are missing
+        return cls([row[row >= 0].tolist() for row in table], vocab_size)
 
     def to(self, device: torch.device | str) -> SidLevelGroups:
         self.group, self.index = self.group.to(device), self.index.to(device)
