@@ -99,6 +99,20 @@ def test_demo_recipes_lay_both_schedules_over_their_budgets(tmp_path):
     assert (grpo.run, grpo.init_model) == (str(tmp_path / "demo"), "{run}/sft/model")  # from SFT stage one
 
 
+def test_demo_compares_with_the_sasrec_that_eval_trains():
+    """The demo's SASRec is the one `llmrec eval` and bench_quality train (same epoch cap, early stopping):
+    a demo that capped it lower would set its LLM against a weaker baseline than the README reports."""
+    from llmrec.demo.config import DemoConfig
+    from llmrec.eval.config import EvalConfig
+    from llmrec.io import LlmrecError
+
+    demo = DemoConfig()
+    as_demo = EvalConfig(run="runs/x", sasrec_epochs=demo.sasrec_epochs, seed=demo.seed).settings_for("sasrec")
+    assert as_demo == EvalConfig(run="runs/x", seed=demo.seed).settings_for("sasrec")
+    with pytest.raises(LlmrecError, match="sasrec_epochs must be at least 1"):
+        DemoConfig(sasrec_epochs=0).validate()
+
+
 def test_sid_recipe_switches_to_collaborative_vectors_without_item_text():
     """The demo and bench_quality keep a text SID recipe when most items have text, else build SIDs from
     collaborative vectors (a no-text dataset would otherwise embed empty strings)."""

@@ -21,12 +21,16 @@ class DemoConfig:
     grpo_minutes: float = option(2.0, help="GRPO wall-time budget")
     eval_users: int = option(1000, help="test users scored for the LLMs and baselines (all: `llmrec eval`)")
     translation_items: int = option(200, help="training items for the item2sid / sid2item check")
-    sasrec_epochs: int = option(8, help="most SASRec epochs (early stopping on validation)")
+    sasrec_epochs: int | None = option(None, help="most SASRec epochs (default: `llmrec eval`'s, early stopping on "
+                                       "validation); a lower cap makes the baseline weaker than the one "
+                                       "bench_quality and `llmrec eval` report")
     seed: int = option(42, help="seed of every stage")
 
     def validate(self) -> None:
         for name in ("sft_minutes", "grpo_minutes"):
             if getattr(self, name) <= 0:
                 raise LlmrecError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.sasrec_epochs is not None and self.sasrec_epochs < 1:
+            raise LlmrecError(f"sasrec_epochs must be at least 1, got {self.sasrec_epochs}")
         if self.eval_users < 1:
             raise LlmrecError(f"eval_users must be at least 1, got {self.eval_users}")
