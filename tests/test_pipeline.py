@@ -109,8 +109,10 @@ def test_demo_compares_with_the_sasrec_that_eval_trains():
     demo = DemoConfig()
     as_demo = EvalConfig(run="runs/x", sasrec_epochs=demo.sasrec_epochs, seed=demo.seed).settings_for("sasrec")
     assert as_demo == EvalConfig(run="runs/x", seed=demo.seed).settings_for("sasrec")
-    with pytest.raises(LlmrecError, match="sasrec_epochs must be at least 1"):
+    with pytest.raises(LlmrecError, match="epochs must be at least 1"):
         DemoConfig(sasrec_epochs=0).validate()
+    with pytest.raises(LlmrecError, match="epochs must be at least 1"):  # eval refuses it too, not "default"
+        EvalConfig(run="runs/x", sasrec_epochs=0).settings_for("sasrec")
 
 
 def test_sid_recipe_switches_to_collaborative_vectors_without_item_text():

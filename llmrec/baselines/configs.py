@@ -29,6 +29,8 @@ class SeqConfig:
     eval_batch_size: int = option(512, help="histories per validation scoring batch")
 
     def validate(self) -> None:
+        if self.epochs < 1:
+            raise LlmrecError(f"{type(self).__name__}: epochs must be at least 1, got {self.epochs}")
         if self.hidden % self.n_heads:
             raise LlmrecError(f"{type(self).__name__}: hidden={self.hidden} must be divisible by "
                               f"n_heads={self.n_heads}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmrec.baselines.registry import baseline_config
 from llmrec.config import option
 from llmrec.io import LlmrecError
 
@@ -30,7 +31,7 @@ class DemoConfig:
         for name in ("sft_minutes", "grpo_minutes"):
             if getattr(self, name) <= 0:
                 raise LlmrecError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.sasrec_epochs is not None and self.sasrec_epochs < 1:
-            raise LlmrecError(f"sasrec_epochs must be at least 1, got {self.sasrec_epochs}")
+        if self.sasrec_epochs is not None:  # checked by SASRec's own config, before any stage runs
+            baseline_config("sasrec", values={"epochs": self.sasrec_epochs})
         if self.eval_users < 1:
             raise LlmrecError(f"eval_users must be at least 1, got {self.eval_users}")

@@ -60,7 +60,7 @@ class EvalConfig:
         """The baseline's validated config: its defaults, then `baseline_settings[name]` (and `sasrec_epochs`,
         `seed`)."""
         values = dict(self.baseline_settings.get(name) or {})
-        if name == "sasrec" and self.sasrec_epochs:
+        if name == "sasrec" and self.sasrec_epochs is not None:  # 0 is refused by the config, not ignored
             values.setdefault("epochs", self.sasrec_epochs)
         config_class = get_spec(name).config_class
         if config_class is not None and "seed" in {f.name for f in fields(config_class)}:
