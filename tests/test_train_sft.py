@@ -166,3 +166,44 @@ def test_time_schedule_needs_a_budget():
 
     with pytest.raises(LlmrecError, match="max_minutes"):
         validate_config(TrainConfig(schedule_by="time"))
+
+
+def test_validation_runs_rank_users_and_keep_the_best_step(small_run, tmp_path):
+    """validation.runs spreads HR/NDCG runs over the planned steps (plus step 0 and the end); with
+    keep_best the saved model is the best run's (the first best: a tie does not displace it)."""
+    import dataclasses
+
+    from llmrec.train.config import SFTValidation
+    from llmrec.train.sft import run_sft
+
+    recipe = _recipe(small_run, tmp_path / "sft", max_steps=8)
+    recipe.validation = SFTValidation(runs=2, samples=6, beams=10, keep_best=True)
+    summary = run_sft(recipe)
+    rows = summary["validation"]
+    assert [r["step"] for r in rows] == [0, 4, 8]
+    assert all(0.0 <= r["NDCG@10"] <= r["HR@10"] <= 1.0 for r in rows)
+    assert summary["kept_step"] == max(rows, key=lambda r: r["NDCG@10"])["step"]
+    assert (tmp_path / "sft" / "loss.png").exists()
+    # by wall time under schedule_by=time: runs fall inside the budget, the last at the final step
+    timed = _recipe(small_run, tmp_path / "timed", max_steps=-1, epochs=1000, schedule_by="time", max_minutes=0.05,
+                    lr_scheduler="linear")
+    timed.validation = dataclasses.replace(recipe.validation, runs=3, keep_best=False)
+    timed_summary = run_sft(timed)
+    rows = timed_summary["validation"]
+    assert rows[0]["step"] == 0 and len(rows) >= 3
+    assert rows[-1]["step"] == timed_summary["global_step"] > rows[-2]["step"]
+
+
+def test_validation_settings_are_checked_before_training(small_run, tmp_path):
+    from llmrec.io import LlmrecError
+    from llmrec.train.config import SFTValidation
+    from llmrec.train.sft import run_sft
+
+    recipe = _recipe(small_run, tmp_path / "sft")
+    for bad, says in ((SFTValidation(keep_best=True), "needs validation.runs"),
+                      (SFTValidation(runs=2, beams=5, keep_best=True), "beams >= 10"),
+                      (SFTValidation(runs=-1), "validation.runs")):
+        recipe.validation = bad
+        with pytest.raises(LlmrecError, match=says):
+            run_sft(recipe)
+    assert not (tmp_path / "sft").exists()

@@ -126,6 +126,32 @@ class TrainConfig:
                                   f"pip install {module}, or --set train.report_to=[tensorboard]")
 
 
+@dataclasses.dataclass
+class SFTValidation:
+    """Ranking quality on validation users during SFT (HR/NDCG through the evaluator of `llmrec eval`)."""
+
+    runs: int = option(0, help="validation runs spread evenly over training (by wall time under "
+                       "train.schedule_by=time, else by planned steps), one more at the end; 0: off")
+    samples: int = option(500, help="validation users per run (a fixed random subset)")
+    beams: int = option(20, help="beams for validation ranking")
+    keep_best: bool = option(False, help="save the model of the best validated run instead of the last: a long "
+                             "budget on a small corpus can memorise the training sequences")
+    keep_best_z: float = option(0.0, help="keep_best: a run replaces the kept one only when its paired per-user "
+                                "NDCG@10 gain exceeds this many standard errors (0: any gain)")
+
+    def validate(self) -> None:
+        if self.runs < 0 or self.samples < 1 or self.beams < 1:
+            raise LlmrecError(f"validation.runs must be >= 0, validation.samples and validation.beams >= 1 "
+                              f"(got runs={self.runs}, samples={self.samples}, beams={self.beams})")
+        if self.keep_best and not self.runs:
+            raise LlmrecError("validation.keep_best needs validation.runs > 0")
+        if self.keep_best and self.beams < 10:
+            raise LlmrecError(f"validation.keep_best compares NDCG@10, which needs validation.beams >= 10 "
+                              f"(got {self.beams})")
+        if self.keep_best_z < 0:
+            raise LlmrecError(f"validation.keep_best_z must be >= 0 (got {self.keep_best_z})")
+
+
 def _require_run(run: str | None) -> None:
     if not run:
         raise LlmrecError("no run folder: pass --run RUN (recipes name no default run, so nothing is "
@@ -144,6 +170,7 @@ class SFTRecipe:
     model: ModelConfig = option(default_factory=ModelConfig, help="base model")
     adapter: AdapterConfig = option(default_factory=AdapterConfig, help="adaptation")
     train: TrainConfig = option(default_factory=TrainConfig, help="optimisation")
+    validation: SFTValidation = option(default_factory=SFTValidation, help="ranking on validation users")
     resume: bool | str = option(False, help="true: newest complete checkpoint in output; or a checkpoint path")
 
     def validate(self) -> None:

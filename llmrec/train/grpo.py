@@ -53,7 +53,7 @@ from llmrec.train.rewards import CompletionItems, RewardContext, build_rewards
 from llmrec.train.schedule import TimeBudgetSchedule, time_budget
 from llmrec.train.sft import save_trained
 from llmrec.train.trl_internals import log_metric
-from llmrec.train.validation import ValidationCallback
+from llmrec.train.validation import ValidationCallback, plot_validation
 
 log = logging.getLogger(__name__)
 
@@ -276,9 +276,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     trainer.train(resume_from_checkpoint=resume or None)
     train_s = time.time() - t0
     guard.raise_if_diverged()
-    if val_cb.every and (not val_cb.history or val_cb.history[-1]["step"] != trainer.state.global_step):
-        val_cb.run(trainer.state.global_step, trainer.model)
-    best = val_cb.restore_best(trainer.model)
+    best = val_cb.finish(trainer.state.global_step, trainer.model)
     history = trainer.state.log_history
     rewards = [h["reward"] for h in history if "reward" in h]
     summary = {
@@ -328,8 +326,8 @@ def _plot(history: list[dict], validation: list[dict], path: Path, kept_step: in
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    val_keys = [k for k in ("NDCG@10", "HR@10") if any(k in v for v in validation)]
-    fig, axes = plt.subplots(1, 2 if val_keys else 1, figsize=(10 if val_keys else 5.5, 3.5), squeeze=False)
+    has_val = any("NDCG@10" in v or "HR@10" in v for v in validation)
+    fig, axes = plt.subplots(1, 2 if has_val else 1, figsize=(10 if has_val else 5.5, 3.5), squeeze=False)
     ax = axes[0][0]
     steps = [h["step"] for h in history if "reward" in h]
     lines = ax.plot(steps, [h["reward"] for h in history if "reward" in h], label="reward (mean of the group)")
@@ -342,17 +340,8 @@ def _plot(history: list[dict], validation: list[dict], path: Path, kept_step: in
     ax.set_ylabel("reward")
     ax.set_title("GRPO training")
     ax.legend(lines, [ln.get_label() for ln in lines], loc="best", fontsize=8)
-    if val_keys:
-        vx = axes[0][1]
-        for key in val_keys:
-            pts = [(v["step"], v[key]) for v in validation if key in v]
-            vx.plot(*zip(*pts), "o-", label=key)
-        if kept_step is not None:
-            vx.axvline(kept_step, color="grey", linestyle="--", label=f"kept (step {kept_step})")
-        vx.set_xlabel("step")
-        vx.set_ylabel("validation metric")
-        vx.set_title("validation")
-        vx.legend(fontsize=8)
+    if has_val:
+        plot_validation(axes[0][1], validation, kept_step)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from llmrec.train.common import (
 )
 from llmrec.train.config import SFTRecipe, recipe_to_dict
 from llmrec.train.schedule import time_budget
+from llmrec.train.validation import ValidationCallback, plot_validation
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     )
     train_ds = _drop_metadata(datasets["train"])
     guard = NonFiniteGuard()
+    val_cb = _validation_callback(recipe, inputs, model, tokenizer, library)
     trainer = sft_trainer_class()(
         model=model,
         args=args,
@@ -113,7 +116,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         eval_dataset=_drop_metadata(eval_ds) if eval_ds is not None else None,
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
-        callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map)],
+        callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map), val_cb],
     )
     trainer.time_budget = time_budget(cfg)
     if recipe.model.sid_softmax == "level":
@@ -126,6 +129,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     result = trainer.train(resume_from_checkpoint=resume or None)
     train_s = time.time() - t1
     guard.raise_if_diverged()
+    best = val_cb.finish(trainer.state.global_step, trainer.model)  # keep_best: weights of the best run
     metrics: dict[str, Any] = dict(result.metrics)
     if eval_ds is not None:
         metrics.update(trainer.evaluate())
@@ -145,6 +149,9 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         "eval_loss_seqrec": metrics.get("eval_loss"),
         "eval_ppl_seqrec": math.exp(metrics["eval_loss"]) if metrics.get("eval_loss") is not None else None,
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "validation": val_cb.history,
+        # validation.keep_best: the saved model is this step's (the validation row it was chosen by)
+        "kept_step": best["step"] if best else trainer.state.global_step,
         "recipe": recipe_to_dict(recipe),
         "sid_fingerprint": inputs.sid_map.fingerprint,
         "data_fingerprint": inputs.prepared.fingerprint,
@@ -153,7 +160,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         save_trained(trainer.model, tokenizer, inputs.sid_map, out_dir)
         write_json(out_dir / "train_summary.json", summary)
         write_json(out_dir / "log_history.json", trainer.state.log_history)
-        _plot_losses(trainer.state.log_history, out_dir / "loss.png")
+        _plot_losses(trainer.state.log_history, out_dir / "loss.png", val_cb.history, best["step"] if best else None)
     return summary
 
 
@@ -209,6 +216,30 @@ def training_chat_template(tokenizer) -> str:
                       "seqrec_format: window.")
 
 
+def _validation_callback(recipe: SFTRecipe, inputs, model, tokenizer, library) -> ValidationCallback:
+    """HR/NDCG on `recipe.validation.samples` validation users during training (`validation.runs` > 0):
+    spread over the wall-time budget under schedule_by=time, else over the planned steps."""
+    from llmrec.decode import GenerativeRecommender, SidTrie
+    from llmrec.eval.runner import LLMRanker
+
+    v, cfg = recipe.validation, recipe.train
+    valid = inputs.prepared.split.valid if v.runs else []
+    examples = random.Random(cfg.seed).sample(valid, min(v.samples, len(valid))) if valid else []
+    trie = SidTrie(inputs.sid_map, tokenizer, device=model.device) if examples else None
+
+    def make_ranker(m):
+        rec = GenerativeRecommender(m, tokenizer, inputs.sid_map, inputs.prepared.items, trie=trie,
+                                    num_beams=v.beams, library=library)
+        return LLMRanker.from_loaded(rec, name="sft-model")
+
+    by_time = cfg.schedule_by == "time" and v.runs > 0
+    return ValidationCallback(make_ranker, examples, 0, catalogue=list(inputs.prepared.items),
+                              popularity=inputs.prepared.split.item_popularity(),
+                              ks=tuple(k for k in (1, 5, 10, 20) if k <= v.beams), keep_best=v.keep_best,
+                              margin_z=v.keep_best_z, every_s=cfg.max_minutes * 60.0 / v.runs if by_time else 0.0,
+                              runs=0 if by_time else v.runs)
+
+
 def _prompt_texts(lib) -> list[str]:
     """The prompt templates' words, for the tiny preset's tokenizer (trained from scratch): frequent
     enough to become whole tokens, so prompts stay short, and text to train on at all when the
@@ -261,7 +292,9 @@ def _last_loss(history: list[dict]) -> float | None:
     return next((h["loss"] for h in reversed(history) if "loss" in h), None)
 
 
-def _plot_losses(history: list[dict], path: Path) -> None:
+def _plot_losses(history: list[dict], path: Path, validation: list[dict] | None = None,
+                 kept_step: int | None = None) -> None:
+    """loss.png: training and validation loss per step; a validation-ranking panel when it ran."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,14 +304,19 @@ def _plot_losses(history: list[dict], path: Path) -> None:
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     if not train:
         return
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ranked = [v for v in validation or [] if "NDCG@10" in v]
+    fig, axes = plt.subplots(1, 2 if ranked else 1, figsize=(11 if ranked else 6, 3.5), squeeze=False)
+    ax = axes[0][0]
     ax.plot(*zip(*train), label="train loss")
     if evals:
         ax.plot(*zip(*evals), "o-", label="valid seqrec loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
+    ax.set_title("SFT")
     ax.legend()
     ax.grid(alpha=0.3)
+    if ranked:
+        plot_validation(axes[0][1], ranked, kept_step)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

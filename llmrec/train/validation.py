@@ -1,9 +1,10 @@
-"""GRPO's validation callback: HR/NDCG on a fixed validation subset during training, keeping the best step."""
+"""Validation during training (SFT and GRPO): HR/NDCG on a fixed validation subset, keeping the best step."""
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 
 import torch
 from transformers import TrainerCallback
@@ -15,7 +16,9 @@ log = logging.getLogger(__name__)
 
 
 class ValidationCallback(TrainerCallback):
-    """Every `every` steps: HR/NDCG on a fixed validation subset with the same evaluator as `llmrec eval`.
+    """HR/NDCG on a fixed validation subset with the same evaluator as `llmrec eval`: at step 0, then
+    every `every` steps, or every `every_s` seconds of wall time (runs bound by a time budget), or
+    `runs` times spread over the planned steps; `finish` adds a run for the final step.
 
     With `keep_best`, the trainable weights of the best-scoring step (by `metric`) are kept in CPU
     memory, so `restore_best` can put them back before saving: GRPO on a small policy can peak and
@@ -26,10 +29,14 @@ class ValidationCallback(TrainerCallback):
     """
 
     def __init__(self, make_ranker, examples, every: int, catalogue, popularity, ks=(1, 5, 10, 20),
-                 keep_best: bool = False, metric: str = "NDCG@10", margin_z: float = 0.0):
+                 keep_best: bool = False, metric: str = "NDCG@10", margin_z: float = 0.0, every_s: float = 0.0,
+                 runs: int = 0):
         self.make_ranker = make_ranker
         self.examples = examples
         self.every = every
+        self.every_s = every_s
+        self.runs = runs
+        self._next_due = math.inf
         self.catalogue = list(catalogue)
         self.popularity = popularity
         self.ks = ks
@@ -72,6 +79,16 @@ class ValidationCallback(TrainerCallback):
                      self.best["step"], self.margin_z, se)
         return beats
 
+    @property
+    def enabled(self) -> bool:
+        return bool(self.examples) and bool(self.every or self.every_s or self.runs)
+
+    def finish(self, step: int, model) -> dict | None:
+        """Validate the final step (unless it just was), then `restore_best`; returns the kept row."""
+        if self.enabled and (not self.history or self.history[-1]["step"] != step):
+            self.run(step, model)
+        return self.restore_best(model)
+
     def restore_best(self, model) -> dict | None:
         """Load the best step's trainable weights into `model`; returns that step's row (None: nothing kept)."""
         if not self.keep_best or self._best_state is None:
@@ -85,9 +102,38 @@ class ValidationCallback(TrainerCallback):
         return self.best
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if self.every and model is not None and state.global_step == 0:
+        if not self.enabled or model is None:
+            return
+        if self.runs and not (self.every or self.every_s):
+            self.every = max(1, state.max_steps // self.runs)
+        if self.every_s:
+            self._next_due = time.monotonic() + self.every_s
+        if state.global_step == 0:
             self.run(0, model)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.every and model is not None and state.global_step % self.every == 0:
-            self.run(state.global_step, model)
+        if not self.enabled or model is None:
+            return
+        step = state.global_step
+        if self.every_s:
+            if time.monotonic() >= self._next_due:
+                self.run(step, model)
+                self._next_due = time.monotonic() + self.every_s
+        elif self.every and step % self.every == 0:
+            self.run(step, model)
+
+
+def plot_validation(ax, history: list[dict], kept_step: int | None = None) -> bool:
+    """Validation HR@10 / NDCG@10 per step on `ax`, the kept step marked; False when nothing to plot."""
+    keys = [k for k in ("NDCG@10", "HR@10") if any(k in v for v in history)]
+    for key in keys:
+        ax.plot(*zip(*[(v["step"], v[key]) for v in history if key in v]), "o-", label=key)
+    if not keys:
+        return False
+    if kept_step is not None:
+        ax.axvline(kept_step, color="grey", linestyle="--", label=f"kept (step {kept_step})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation metric")
+    ax.set_title("validation")
+    ax.legend(fontsize=8)
+    return True
