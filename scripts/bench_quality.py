@@ -98,7 +98,8 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
     out["llm_vs_sasrec_test"] = round(out["test"]["llm-grpo"]["NDCG@10"] / max(out["test"]["sasrec"]["NDCG@10"], 1e-9)
                                       - 1, 4)
     out["training_minutes"] = round(sft["train_seconds"] / 60 + grpo.get("train_seconds", 0) / 60, 2)
-    out["sft"] = {k: sft[k] for k in ("global_step", "train_seconds", "loss_first", "loss_last")}
+    out["sft"] = {k: sft.get(k) for k in ("global_step", "kept_step", "train_seconds", "loss_first", "loss_last")}
+    out["sft"]["validation_ndcg10"] = {v["step"]: round(v["NDCG@10"], 4) for v in sft.get("validation", [])}
     out["grpo"] = {k: grpo.get(k) for k in ("global_step", "train_seconds", "kept_step")}
     out["minutes"] = t
     return out

@@ -133,14 +133,15 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                         f"{cfg.sft_minutes:g} min budget")
     sft = run_sft(sft_recipe)
     print(f"  {sft['global_step']} steps, loss {_fmt(sft['loss_first'])} -> {_fmt(sft['loss_last'])}, "
-          f"valid seqrec loss {_fmt(sft['eval_loss_seqrec'])}")
+          f"valid seqrec loss {_fmt(sft['eval_loss_seqrec'])}" + _kept(sft))
 
     stages.start("grpo", f"GRPO (recipes/{cfg.recipes}/grpo.yaml): SASRec for the collaborative reward, then "
                          f"constrained beam rollouts, {cfg.grpo_minutes:g} min")
     cached_sasrec(run.root, prepared, epochs=cfg.sasrec_epochs, seed=cfg.seed)  # cached; eval reuses it
     grpo = run_grpo(grpo_recipe)
     print(f"  {grpo['global_step']} steps, reward {_fmt(grpo['reward_mean_first'])} -> "
-          f"{_fmt(grpo['reward_mean_last'])}, distinct items per group {_fmt(grpo['distinct_per_group'])}")
+          f"{_fmt(grpo['reward_mean_last'])}, distinct items per group {_fmt(grpo['distinct_per_group'])}"
+          + _kept(grpo))
 
     stages.start("eval", f"eval on {cfg.eval_users} test users: SFT, SFT+GRPO, most-popular, SASRec")
     report = run_eval(EvalConfig(run=str(run), models=[str(run.model("sft")), str(run.model("grpo"))],
@@ -156,8 +157,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     times = stages.finish()
     summary = {
         "out": str(run), "dataset": cfg.dataset, "recipes": cfg.recipes, "seconds": times,
-        "sft": {k: sft[k] for k in ("global_step", "loss_first", "loss_last", "eval_loss_seqrec", "tokens_per_s")},
-        "grpo": {k: grpo[k] for k in ("global_step", "reward_mean_first", "reward_mean_last",
+        "sft": {k: sft[k] for k in ("global_step", "kept_step", "loss_first", "loss_last", "eval_loss_seqrec",
+                                    "tokens_per_s")},
+        "grpo": {k: grpo[k] for k in ("global_step", "kept_step", "reward_mean_first", "reward_mean_last",
                                       "distinct_per_group", "s_per_step")},
         "test": {r["ranker"]: {k: round(v, 4) for k, v in r["metrics"].items() if k.split("@")[0] in ("HR", "NDCG")}
                  for r in report.results},
@@ -169,6 +171,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
           "comparison.md, sft/loss.png, grpo/grpo.png, bundle/)")
     print(report.table)
     return summary
+
+
+def _kept(summary: dict[str, Any]) -> str:
+    """', kept step S (validation NDCG@10 x)' when validation chose the saved step, else ''."""
+    rows = {r["step"]: r for r in summary.get("validation") or []}
+    kept = rows.get(summary.get("kept_step"))
+    return f", kept step {kept['step']} (validation NDCG@10 {kept['NDCG@10']:.4f})" if kept and "NDCG@10" in kept else ""
 
 
 def _fmt(x: Any) -> str:
