@@ -311,6 +311,41 @@ def test_keep_best_margin_ignores_a_gain_within_validation_noise():
     assert kept(2.0, (0, 1, 10, 3)) == 2
 
 
+def test_favour_last_keeps_the_final_weights_unless_an_earlier_run_beats_them_beyond_noise():
+    """favour_last (SFT): the margin protects the final, annealed weights instead of the first ones."""
+    from llmrec.data.records import Example
+    from llmrec.train.validation import ValidationCallback
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    examples = [Example(user=f"u{i}", history=["a"], target="b") for i in range(10)]
+
+    class _CountRanker:  # the first round(weight) users get their target first, the rest second
+        name = "count"
+
+        def __init__(self, m):
+            self.m = m
+
+        def rank(self, exs, k):
+            n = round(self.m.weight.item())
+            return [["b", "c"] if i < n else ["c", "b"] for i in range(len(exs))]
+
+    def saved_weight(margin_z: float, weights: tuple[float, ...]) -> tuple[int, float]:
+        cb = ValidationCallback(_CountRanker, examples, every=1, catalogue=["a", "b", "c"], popularity={"a": 1},
+                                ks=(1, 2), keep_best=True, metric="NDCG@1", margin_z=margin_z, favour_last=True)
+        for step, w in enumerate(weights):
+            with torch.no_grad():
+                model.weight.fill_(w)
+            cb.run(step, model)
+        kept = cb.finish(len(weights) - 1, model)
+        return kept["step"], model.weight.item()
+
+    # step 1 beats the final step by one user of ten (one standard error)
+    assert saved_weight(0.0, (0, 3, 2)) == (1, 3.0)
+    assert saved_weight(2.0, (0, 3, 2)) == (2, 2.0)  # within the margin: the final weights stay
+    assert saved_weight(2.0, (0, 10, 2)) == (1, 10.0)  # far beyond it: the earlier run is restored
+    assert saved_weight(2.0, (0, 1, 5)) == (2, 5.0)
+
+
 def test_last_prompts_are_whole_training_histories_without_targets(grpo_run):
     """seqrec_prompts=last: one prompt per sampled user, its history the end of that user's training
     sequence (never a valid/test item), target empty; target rewards are refused with it."""

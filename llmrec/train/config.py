@@ -136,8 +136,8 @@ class SFTValidation:
     beams: int = option(20, help="beams for validation ranking")
     keep_best: bool = option(False, help="save the model of the best validated run instead of the last: a long "
                              "budget on a small corpus can memorise the training sequences")
-    keep_best_z: float = option(0.0, help="keep_best: a run replaces the kept one only when its paired per-user "
-                                "NDCG@10 gain exceeds this many standard errors (0: any gain)")
+    keep_best_z: float = option(0.0, help="keep_best: the final model is saved unless the best earlier run's "
+                                "paired per-user NDCG@10 gain over it exceeds this many standard errors (0: any gain)")
 
     def validate(self) -> None:
         if self.runs < 0 or self.samples < 1 or self.beams < 1:

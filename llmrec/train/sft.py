@@ -237,7 +237,7 @@ def _validation_callback(recipe: SFTRecipe, inputs, model, tokenizer, library) -
                               popularity=inputs.prepared.split.item_popularity(),
                               ks=tuple(k for k in (1, 5, 10, 20) if k <= v.beams), keep_best=v.keep_best,
                               margin_z=v.keep_best_z, every_s=cfg.max_minutes * 60.0 / v.runs if by_time else 0.0,
-                              runs=0 if by_time else v.runs)
+                              runs=0 if by_time else v.runs, favour_last=True)
 
 
 def _prompt_texts(lib) -> list[str]:

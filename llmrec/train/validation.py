@@ -25,12 +25,14 @@ class ValidationCallback(TrainerCallback):
     then drift (measured on the tiny preset), and validation is the split meant for that choice.
     `margin_z` > 0: a step replaces the kept one only when its per-user gain over it (paired: same users)
     exceeds `margin_z` standard errors of that gain, so a step that is better by validation noise alone
-    (a few hundred users, a short run) does not displace the starting policy.
+    (a few hundred users, a short run) does not displace the starting policy. With `favour_last` the
+    margin protects the final step instead (SFT, whose schedule ends annealed): any gain makes a run the
+    best so far, and at `finish` the final weights stay unless that best beats them by the margin.
     """
 
     def __init__(self, make_ranker, examples, every: int, catalogue, popularity, ks=(1, 5, 10, 20),
                  keep_best: bool = False, metric: str = "NDCG@10", margin_z: float = 0.0, every_s: float = 0.0,
-                 runs: int = 0):
+                 runs: int = 0, favour_last: bool = False):
         self.make_ranker = make_ranker
         self.examples = examples
         self.every = every
@@ -43,10 +45,12 @@ class ValidationCallback(TrainerCallback):
         self.keep_best = keep_best
         self.metric = metric
         self.margin_z = margin_z
+        self.favour_last = favour_last
         self.history: list[dict] = []
         self.best: dict | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._best_scores: list[float] = []
+        self._last_scores: list[float] = []
 
     def run(self, step: int, model) -> dict:
         result, rankings = evaluate(self.make_ranker(model), self.examples, ks=self.ks, catalogue=self.catalogue,
@@ -58,26 +62,15 @@ class ValidationCallback(TrainerCallback):
                  {k: round(v, 4) for k, v in row.items() if k in ("HR@10", "NDCG@10")})
         if not self.keep_best:
             return row
-        scores = [example_metrics(r, e.target, self.ks).get(self.metric, 0.0) for r, e in zip(rankings, self.examples)]
-        if self.best is None or self._beats_best(scores):
+        self._last_scores = [example_metrics(r, e.target, self.ks).get(self.metric, 0.0)
+                             for r, e in zip(rankings, self.examples)]
+        margin = 0.0 if self.favour_last else self.margin_z
+        if self.best is None or _paired_gain(self._last_scores, self._best_scores, margin, self.best["step"]):
             self.best = row
-            self._best_scores = scores
+            self._best_scores = self._last_scores
             self._best_state = {n: p.detach().to("cpu", copy=True)
                                 for n, p in model.named_parameters() if p.requires_grad}
         return row
-
-    def _beats_best(self, scores: list[float]) -> bool:
-        """Mean per-user gain over the kept step > 0 and > margin_z standard errors of it."""
-        d = [a - b for a, b in zip(scores, self._best_scores)]
-        if not d:
-            return False
-        mean = sum(d) / len(d)
-        se = math.sqrt(sum((x - mean) ** 2 for x in d) / max(1, len(d) - 1) / len(d))
-        beats = mean > 0 and mean > self.margin_z * se
-        if mean > 0 and not beats:
-            log.info("not kept: %s gain %.4f over step %d is within %.1f standard errors (%.4f)", self.metric, mean,
-                     self.best["step"], self.margin_z, se)
-        return beats
 
     @property
     def enabled(self) -> bool:
@@ -87,6 +80,13 @@ class ValidationCallback(TrainerCallback):
         """Validate the final step (unless it just was), then `restore_best`; returns the kept row."""
         if self.enabled and (not self.history or self.history[-1]["step"] != step):
             self.run(step, model)
+        if (self.favour_last and self.best is not None and self.best["step"] != step
+                and not _paired_gain(self._best_scores, self._last_scores, self.margin_z, step,
+                                     f"step {self.best['step']} not kept")):
+            self.best, self._best_scores = self.history[-1], self._last_scores  # the final weights stay
+            self._best_state = None
+            log.info("kept the final weights (step %d)", step)
+            return self.history[-1]
         return self.restore_best(model)
 
     def restore_best(self, model) -> dict | None:
@@ -121,6 +121,21 @@ class ValidationCallback(TrainerCallback):
                 self._next_due = time.monotonic() + self.every_s
         elif self.every and step % self.every == 0:
             self.run(step, model)
+
+
+def _paired_gain(scores: list[float], reference: list[float], margin_z: float, reference_step: int,
+                 what: str = "not kept") -> bool:
+    """Mean per-user gain of `scores` over `reference` (same users) > 0 and > margin_z standard errors."""
+    d = [a - b for a, b in zip(scores, reference)]
+    if not d:
+        return False
+    mean = sum(d) / len(d)
+    se = math.sqrt(sum((x - mean) ** 2 for x in d) / max(1, len(d) - 1) / len(d))
+    beats = mean > 0 and mean > margin_z * se
+    if mean > 0 and not beats:
+        log.info("%s: gain %.4f over step %d is within %.1f standard errors (%.4f)", what, mean, reference_step,
+                 margin_z, se)
+    return beats
 
 
 def plot_validation(ax, history: list[dict], kept_step: int | None = None) -> bool:
