@@ -32,14 +32,23 @@ def test_items_valid_and_distinct(setup):
         assert scores == sorted(scores, reverse=True) and all(s < 0 for s in scores)
 
 
-def test_matches_constrained_hf_beam_search(setup):
+@pytest.mark.parametrize("sid_softmax", ["vocab", "level"])
+def test_matches_constrained_hf_beam_search(setup, sid_softmax):
+    """...also for a model trained with the level softmax, which both score within each SID level."""
     _, model, tok, trie, prompts, hists = setup
-    for ex in (None, hists):
-        ours = recommend(model, tok, trie, prompts, k=8, num_beams=8, exclude=ex)
-        ref = recommend_hf(model, tok, trie, prompts, k=8, num_beams=8, exclude=ex)
-        for a, b in zip(ours, ref):
-            assert [i for i, _ in a] == [i for i, _ in b]
-            assert torch.allclose(torch.tensor([s for _, s in a]), torch.tensor([s for _, s in b]), atol=1e-4)
+    model.config.llmrec_sid_softmax = sid_softmax
+    try:
+        for ex in (None, hists):
+            ours = recommend(model, tok, trie, prompts, k=8, num_beams=8, exclude=ex)
+            ref = recommend_hf(model, tok, trie, prompts, k=8, num_beams=8, exclude=ex)
+            for a, b in zip(ours, ref):
+                assert [i for i, _ in a] == [i for i, _ in b]
+                assert torch.allclose(torch.tensor([s for _, s in a]), torch.tensor([s for _, s in b]), atol=1e-4)
+    finally:
+        model.config.llmrec_sid_softmax = "vocab"
+    if sid_softmax == "level":  # a SID token's level probability is above its vocabulary one
+        vocab = recommend(model, tok, trie, prompts, k=8, num_beams=8, exclude=hists)
+        assert all(a[0][1] > b[0][1] for a, b in zip(ours, vocab))
 
 
 def test_variable_length_sids_are_returned(setup):

@@ -8,6 +8,7 @@ import torch
 from transformers import LogitsProcessor
 
 from llmrec.decode.trie import SidTrie
+from llmrec.llm.sid_softmax import SidLevelGroups
 
 
 class SidConstrainedLogitsProcessor(LogitsProcessor):
@@ -22,11 +23,14 @@ class SidConstrainedLogitsProcessor(LogitsProcessor):
 
     `exclude` (one set of item ids per prompt) bans those items; rows map to prompts in order
     (row // (rows / prompts)), which matches beam search and num_return_sequences expansion.
+    `groups` (a model trained with the level softmax, llmrec.llm.sid_softmax): scores become level
+    log-probabilities before masking, so `generate` ranks such a model the way it was trained.
     """
 
     def __init__(self, trie: SidTrie, prompt_length: int | None = None,
-                 exclude: Sequence[Iterable[str] | None] | None = None):
+                 exclude: Sequence[Iterable[str] | None] | None = None, groups: SidLevelGroups | None = None):
         self.trie = trie
+        self.groups = groups
         self.prompt_length = prompt_length
         self.exclude = exclude
         self._banned: torch.Tensor | None = None
@@ -64,4 +68,6 @@ class SidConstrainedLogitsProcessor(LogitsProcessor):
             rows = torch.arange(input_ids.shape[0], device=scores.device) // per
             banned = self._banned[rows]
         mask = self.trie.allowed_mask(nodes, scores.shape[-1], banned)
+        if self.groups is not None:
+            scores = self.groups.log_probs(scores)
         return scores.masked_fill(~mask, float("-inf"))

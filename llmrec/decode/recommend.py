@@ -229,13 +229,14 @@ def recommend_hf(model, tokenizer, trie: SidTrie, prompts: Prompts, k: int = 10,
     ids, am = encode_prompts(tokenizer, prompts, trie.pad_id)
     results: list[list] = []
     cfg = constrained_generation_config(trie, num_beams, num_beams)
+    groups = trie.level_groups(model) if model_sid_softmax(model) == "level" else None
     was_training = model.training
     model.eval()
     try:
         for b in range(0, ids.shape[0], batch_size):
             cid, cam = ids[b:b + batch_size].to(dev), am[b:b + batch_size].to(dev)
             ex = exclude[b:b + batch_size] if exclude is not None else None
-            proc = SidConstrainedLogitsProcessor(trie, prompt_length=cid.shape[1], exclude=ex)
+            proc = SidConstrainedLogitsProcessor(trie, prompt_length=cid.shape[1], exclude=ex, groups=groups)
             with clean_generation_config(model):
                 out = model.generate(input_ids=cid, attention_mask=cam, generation_config=cfg,
                                      logits_processor=[proc])

@@ -120,6 +120,14 @@ class SidLevelGroups:
         g = self.group[tokens.clamp(min=0, max=self.vocab_size - 1)]
         return torch.where((g < 0) | (tokens >= self.vocab_size), len(self.rows), g)
 
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Every token's log-probability (..., V) under the level softmax of logits (..., V): a SID
+        token's within its level, any other token's within the whole vocabulary. Works the same on
+        full-vocabulary log-probabilities (what `generate`'s beam search hands its logits processors)."""
+        logits = logits.float()
+        columns = self.column(torch.arange(logits.shape[-1], device=logits.device))
+        return logits - self.log_normalizers(logits).index_select(-1, columns)
+
     def token_log_probs(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of `tokens` (..., K) under the level softmax of logits (..., V); works
         the same on full-vocabulary log-probabilities (their normaliser is 0)."""
