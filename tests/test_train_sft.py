@@ -155,6 +155,14 @@ def test_time_schedule_spans_the_wall_time_budget():
     assert g(0) == pytest.approx(1.0)
     now[0] += 2.5
     assert g(1) == pytest.approx(0.75)
+    # planned steps that end before the budget end the schedule with them (GRPO's max_steps on a fast machine)
+    h = time_schedule("linear", 0.0, 600.0, clock=lambda: now[0], total_steps=100)
+    assert h(0) == pytest.approx(1.0)
+    now[0] += 60.0
+    assert h(50) == pytest.approx(0.5)  # half the steps in a tenth of the budget
+    assert h(100) == pytest.approx(0.0)
+    now[0] += 480.0
+    assert h(10) == pytest.approx(0.1)  # and time still ends it when the steps lag
 
 
 def test_time_schedule_needs_a_budget():
