@@ -278,6 +278,19 @@ def test_keep_best_restores_the_best_validated_policy():
     assert ValidationCallback(_SignRanker, examples, every=1, catalogue=[], popularity={}).restore_best(model) is None
 
 
+class _CountRanker:
+    """Ranks a validation subset by one weight: the first round(weight) users get their target first."""
+
+    name = "count"
+
+    def __init__(self, m):
+        self.m = m
+
+    def rank(self, exs, k):
+        n = round(self.m.weight.item())
+        return [["b", "c"] if i < n else ["c", "b"] for i in range(len(exs))]
+
+
 def test_keep_best_margin_ignores_a_gain_within_validation_noise():
     """keep_best_z: a step whose paired gain over the kept one is within z standard errors is not kept."""
     from llmrec.data.records import Example
@@ -285,16 +298,6 @@ def test_keep_best_margin_ignores_a_gain_within_validation_noise():
 
     model = torch.nn.Linear(1, 1, bias=False)
     examples = [Example(user=f"u{i}", history=["a"], target="b") for i in range(10)]
-
-    class _CountRanker:  # the first round(weight) users get their target first, the rest second
-        name = "count"
-
-        def __init__(self, m):
-            self.m = m
-
-        def rank(self, exs, k):
-            n = round(self.m.weight.item())
-            return [["b", "c"] if i < n else ["c", "b"] for i in range(len(exs))]
 
     def kept(margin_z: float, weights: tuple[float, ...]) -> int:
         cb = ValidationCallback(_CountRanker, examples, every=1, catalogue=["a", "b", "c"], popularity={"a": 1},
@@ -319,16 +322,6 @@ def test_favour_last_keeps_the_final_weights_unless_an_earlier_run_beats_them_be
 
     model = torch.nn.Linear(1, 1, bias=False)
     examples = [Example(user=f"u{i}", history=["a"], target="b") for i in range(10)]
-
-    class _CountRanker:  # the first round(weight) users get their target first, the rest second
-        name = "count"
-
-        def __init__(self, m):
-            self.m = m
-
-        def rank(self, exs, k):
-            n = round(self.m.weight.item())
-            return [["b", "c"] if i < n else ["c", "b"] for i in range(len(exs))]
 
     def saved_weight(margin_z: float, weights: tuple[float, ...]) -> tuple[int, float]:
         cb = ValidationCallback(_CountRanker, examples, every=1, catalogue=["a", "b", "c"], popularity={"a": 1},
