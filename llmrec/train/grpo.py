@@ -31,7 +31,6 @@ from llmrec.corpus import PromptLibrary, render_prompt
 from llmrec.corpus.tasks import answer_ends_after_item
 from llmrec.decode import GenerativeRecommender, SidTrie
 from llmrec.decode.generative import model_prompt_format, model_prompt_library
-from llmrec.eval.runner import LLMRanker
 from llmrec.io import LlmrecError, write_json
 from llmrec.llm import load_model
 from llmrec.llm.loading import merge_adapter
@@ -53,7 +52,7 @@ from llmrec.train.rewards import CompletionItems, RewardContext, build_rewards
 from llmrec.train.schedule import TimeBudgetSchedule, time_budget
 from llmrec.train.sft import save_trained
 from llmrec.train.trl_internals import log_metric
-from llmrec.train.validation import ValidationCallback, plot_validation
+from llmrec.train.validation import ValidationCallback, has_ranking, plot_validation
 
 log = logging.getLogger(__name__)
 
@@ -240,20 +239,11 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         remove_unused_columns=False,
         log_completions=False,
     )
-    valid = inputs.prepared.split.valid
-    rng = random.Random(cfg.seed)
-    val_examples = rng.sample(valid, min(settings.eval_samples, len(valid))) if valid else []
-
-    def make_ranker(m):
-        rec = GenerativeRecommender(m, tokenizer, sid_map, inputs.prepared.items, trie=trie,
-                                    max_history=settings.max_history, num_beams=settings.eval_beams,
-                                    library=library)
-        return LLMRanker.from_loaded(rec, name="grpo-policy")
-
-    val_cb = ValidationCallback(make_ranker, val_examples, settings.eval_every if val_examples else 0,
-                                catalogue=list(inputs.prepared.items), popularity=inputs.prepared.split.item_popularity(),
-                                ks=tuple(k for k in (1, 5, 10, 20) if k <= settings.eval_beams),
-                                keep_best=settings.keep_best, margin_z=settings.keep_best_z)
+    val_cb = ValidationCallback.for_policy(inputs.prepared, tokenizer, sid_map, trie, library,
+                                           samples=settings.eval_samples, beams=settings.eval_beams, seed=cfg.seed,
+                                           name="grpo-policy", max_history=settings.max_history,
+                                           every=settings.eval_every, keep_best=settings.keep_best,
+                                           margin_z=settings.keep_best_z)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is a deliberate choice (see top)
     guard = NonFiniteGuard()
     trainer = BudgetedGRPOTrainer(
@@ -326,7 +316,7 @@ def _plot(history: list[dict], validation: list[dict], path: Path, kept_step: in
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    has_val = any("NDCG@10" in v or "HR@10" in v for v in validation)
+    has_val = has_ranking(validation)
     fig, axes = plt.subplots(1, 2 if has_val else 1, figsize=(10 if has_val else 5.5, 3.5), squeeze=False)
     ax = axes[0][0]
     steps = [h["step"] for h in history if "reward" in h]

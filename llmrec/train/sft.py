@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from llmrec.train.common import (
 )
 from llmrec.train.config import SFTRecipe, recipe_to_dict
 from llmrec.train.schedule import time_budget
-from llmrec.train.validation import ValidationCallback, plot_validation
+from llmrec.train.validation import ValidationCallback, has_ranking, plot_validation
 
 log = logging.getLogger(__name__)
 
@@ -218,26 +217,18 @@ def training_chat_template(tokenizer) -> str:
 
 def _validation_callback(recipe: SFTRecipe, inputs, model, tokenizer, library) -> ValidationCallback:
     """HR/NDCG on `recipe.validation.samples` validation users during training (`validation.runs` > 0):
-    spread over the wall-time budget under schedule_by=time, else over the planned steps."""
-    from llmrec.decode import GenerativeRecommender, SidTrie
-    from llmrec.eval.runner import LLMRanker
+    spread over the wall-time budget under schedule_by=time, else over the planned steps; keep_best
+    favours the final, annealed weights."""
+    from llmrec.decode import SidTrie
 
     v, cfg = recipe.validation, recipe.train
-    valid = inputs.prepared.split.valid if v.runs else []
-    examples = random.Random(cfg.seed).sample(valid, min(v.samples, len(valid))) if valid else []
-    trie = SidTrie(inputs.sid_map, tokenizer, device=model.device) if examples else None
-
-    def make_ranker(m):
-        rec = GenerativeRecommender(m, tokenizer, inputs.sid_map, inputs.prepared.items, trie=trie,
-                                    num_beams=v.beams, library=library)
-        return LLMRanker.from_loaded(rec, name="sft-model")
-
     by_time = cfg.schedule_by == "time" and v.runs > 0
-    return ValidationCallback(make_ranker, examples, 0, catalogue=list(inputs.prepared.items),
-                              popularity=inputs.prepared.split.item_popularity(),
-                              ks=tuple(k for k in (1, 5, 10, 20) if k <= v.beams), keep_best=v.keep_best,
-                              margin_z=v.keep_best_z, every_s=cfg.max_minutes * 60.0 / v.runs if by_time else 0.0,
-                              runs=0 if by_time else v.runs, favour_last=True)
+    trie = SidTrie(inputs.sid_map, tokenizer, device=model.device) if v.runs else None
+    return ValidationCallback.for_policy(inputs.prepared, tokenizer, inputs.sid_map, trie, library,
+                                         samples=v.samples if v.runs else 0, beams=v.beams, seed=cfg.seed,
+                                         name="sft-model", keep_best=v.keep_best, margin_z=v.keep_best_z,
+                                         every_s=cfg.max_minutes * 60.0 / v.runs if by_time else 0.0,
+                                         runs=0 if by_time else v.runs, favour_last=True)
 
 
 def _prompt_texts(lib) -> list[str]:
@@ -304,7 +295,7 @@ def _plot_losses(history: list[dict], path: Path, validation: list[dict] | None 
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     if not train:
         return
-    ranked = [v for v in validation or [] if "NDCG@10" in v]
+    ranked = has_ranking(validation or [])
     fig, axes = plt.subplots(1, 2 if ranked else 1, figsize=(11 if ranked else 6, 3.5), squeeze=False)
     ax = axes[0][0]
     ax.plot(*zip(*train), label="train loss")
@@ -316,7 +307,7 @@ def _plot_losses(history: list[dict], path: Path, validation: list[dict] | None 
     ax.legend()
     ax.grid(alpha=0.3)
     if ranked:
-        plot_validation(axes[0][1], ranked, kept_step)
+        plot_validation(axes[0][1], validation, kept_step)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 
 import torch
 from transformers import TrainerCallback
 
+from llmrec.decode import GenerativeRecommender
 from llmrec.eval.metrics import example_metrics
-from llmrec.eval.runner import evaluate
+from llmrec.eval.runner import LLMRanker, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,24 @@ class ValidationCallback(TrainerCallback):
             self._best_state = {n: p.detach().to("cpu", copy=True)
                                 for n, p in model.named_parameters() if p.requires_grad}
         return row
+
+    @classmethod
+    def for_policy(cls, prepared, tokenizer, sid_map, trie, library, *, samples: int, beams: int, seed: int,
+                   name: str, max_history: int | None = None, **kwargs) -> ValidationCallback:
+        """The callback over a model being trained: `samples` validation users drawn with `seed`, each
+        run ranking them by trie-constrained beam search over the current weights (`kwargs`: when
+        to run and what to keep)."""
+        valid = prepared.split.valid
+        examples = random.Random(seed).sample(valid, min(samples, len(valid))) if valid else []
+
+        def make_ranker(model):
+            rec = GenerativeRecommender(model, tokenizer, sid_map, prepared.items, trie=trie,
+                                        max_history=max_history, num_beams=beams, library=library)
+            return LLMRanker.from_loaded(rec, name=name)
+
+        return cls(make_ranker, examples, kwargs.pop("every", 0), catalogue=list(prepared.items) if examples else [],
+                   popularity=prepared.split.item_popularity() if examples else {},
+                   ks=tuple(k for k in (1, 5, 10, 20) if k <= beams), **kwargs)
 
     @property
     def enabled(self) -> bool:
@@ -138,17 +158,20 @@ def _paired_gain(scores: list[float], reference: list[float], margin_z: float, r
     return beats
 
 
-def plot_validation(ax, history: list[dict], kept_step: int | None = None) -> bool:
-    """Validation HR@10 / NDCG@10 per step on `ax`, the kept step marked; False when nothing to plot."""
-    keys = [k for k in ("NDCG@10", "HR@10") if any(k in v for v in history)]
-    for key in keys:
-        ax.plot(*zip(*[(v["step"], v[key]) for v in history if key in v]), "o-", label=key)
-    if not keys:
-        return False
+def has_ranking(history: list[dict]) -> bool:
+    """Whether validation rows hold a metric `plot_validation` draws."""
+    return any("NDCG@10" in v or "HR@10" in v for v in history)
+
+
+def plot_validation(ax, history: list[dict], kept_step: int | None = None) -> None:
+    """Validation HR@10 / NDCG@10 per step on `ax`, the kept step marked."""
+    for key in ("NDCG@10", "HR@10"):
+        pts = [(v["step"], v[key]) for v in history if key in v]
+        if pts:
+            ax.plot(*zip(*pts), "o-", label=key)
     if kept_step is not None:
         ax.axvline(kept_step, color="grey", linestyle="--", label=f"kept (step {kept_step})")
     ax.set_xlabel("step")
     ax.set_ylabel("validation metric")
     ax.set_title("validation")
     ax.legend(fontsize=8)
-    return True
