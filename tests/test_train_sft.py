@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,30 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(small_run, tmp_path):
     b, _, _ = load_model(tmp_path / "b" / "model")
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(pa, pb, atol=1e-5), name
+
+
+def test_validation_loss_through_the_compact_head_equals_trls(small_run, tmp_path, monkeypatch):
+    """The periodic validation loss projects answer positions only, as training does; the value is TRL's."""
+    from llmrec.train import answer_loss
+    from llmrec.train.sft import run_sft
+
+    modes = []
+
+    def counted(model, *args, **kwargs):
+        modes.append(model.training)
+        return compact_loss(model, *args, **kwargs)
+
+    compact_loss = answer_loss.answer_only_loss
+    monkeypatch.setattr(answer_loss, "answer_only_loss", counted)
+    ours = run_sft(_recipe(small_run, tmp_path / "compact", max_steps=4, eval_steps=2, max_eval_samples=24))
+    assert modes.count(True) == 4 and modes.count(False) == 3  # three evaluations of one batch each
+    monkeypatch.setattr(answer_loss, "compact_loss_supported", lambda *a, **k: False)  # TRL's path throughout
+    trl = run_sft(_recipe(small_run, tmp_path / "trl", max_steps=4, eval_steps=2, max_eval_samples=24))
+    assert ours["eval_loss_seqrec"] == pytest.approx(trl["eval_loss_seqrec"], rel=1e-4)
+    history = json.loads((tmp_path / "compact" / "log_history.json").read_text())
+    evals = [row for row in history if "eval_loss" in row]
+    assert [row["step"] for row in evals] == [2, 4, 4]  # periodic runs, then the final evaluate()
+    assert all(0 <= row["eval_mean_token_accuracy"] <= 1 and row["eval_entropy"] > 0 for row in evals)
 
 
 def test_second_stage_continues_from_a_trained_model_on_its_own_corpus(small_run, tmp_path):
