@@ -340,6 +340,37 @@ def test_favour_last_keeps_the_final_weights_unless_an_earlier_run_beats_them_be
     assert saved_weight(2.0, (0, 1, 5)) == (2, 5.0)
 
 
+def test_validation_state_survives_a_resume(tmp_path):
+    """The runs and the kept weights go into a checkpoint; a resumed callback restores the earlier best
+    step as the uninterrupted one would, and refuses a checkpoint whose runs ranked other users."""
+    from llmrec.data.records import Example
+    from llmrec.io import LlmrecError
+    from llmrec.train.validation import ValidationCallback
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    examples = [Example(user=f"u{i}", history=["a"], target="b") for i in range(10)]
+
+    def callback(exs=examples) -> ValidationCallback:
+        return ValidationCallback(_CountRanker, exs, every=1, catalogue=["a", "b", "c"], popularity={"a": 1},
+                                  ks=(1, 2), keep_best=True, metric="NDCG@1", margin_z=2.0, favour_last=True)
+
+    before = callback()
+    for step, w in enumerate((0.0, 10.0)):
+        with torch.no_grad():
+            model.weight.fill_(w)
+        before.run(step, model)
+    before.save_state(tmp_path)
+    after = callback()
+    assert after.resume_from(tmp_path) and [r["step"] for r in after.history] == [0, 1]
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    after.run(2, model)
+    assert after.finish(2, model)["step"] == 1 and model.weight.item() == 10.0
+    with pytest.raises(LlmrecError, match="other users"):
+        callback(examples[:5]).resume_from(tmp_path)
+    assert not callback().resume_from(tmp_path / "elsewhere")
+
+
 def test_last_prompts_are_whole_training_histories_without_targets(grpo_run):
     """seqrec_prompts=last: one prompt per sampled user, its history the end of that user's training
     sequence (never a valid/test item), target empty; target rewards are refused with it."""

@@ -218,6 +218,15 @@ def test_validation_runs_rank_users_and_keep_the_best_step(small_run, tmp_path):
     best = max(rows, key=lambda r: r["NDCG@10"])  # the first best run; the final one unless it is beaten
     assert summary["kept_step"] == (best["step"] if best["NDCG@10"] > rows[-1]["NDCG@10"] else 8)
     assert (tmp_path / "sft" / "loss.png").exists()
+    # a run resumed from a checkpoint still has the runs made before it (and the step they kept)
+    from llmrec.train.validation import STATE_FILE
+
+    assert (tmp_path / "sft" / "checkpoint-4" / STATE_FILE).is_file()
+    resumed = _recipe(small_run, tmp_path / "resumed", max_steps=8)
+    resumed.validation, resumed.resume = recipe.validation, str(tmp_path / "sft" / "checkpoint-4")
+    again = run_sft(resumed)
+    assert [r["step"] for r in again["validation"]] == [0, 4, 8]
+    assert again["validation"][:2] == rows[:2]
     # by wall time under schedule_by=time: runs fall inside the budget, the last at the final step
     timed = _recipe(small_run, tmp_path / "timed", max_steps=-1, epochs=1000, schedule_by="time", max_minutes=0.05,
                     lr_scheduler="linear")

@@ -261,6 +261,8 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     if model_sid_softmax(model) == "level":
         trainer.sid_groups = trie.level_groups(model)
     resume = latest_checkpoint(out_dir, recipe.resume)
+    if resume:
+        val_cb.resume_from(resume)  # the runs before the interruption and the step they kept
     ref_before = _checksum(trainer.ref_model)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume or None)

@@ -124,6 +124,8 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     resume = latest_checkpoint(out_dir, recipe.resume)
     if recipe.resume is True and resume is None:
         log.info("no checkpoint in %s; starting fresh", out_dir)
+    if resume:
+        val_cb.resume_from(resume)  # the runs before the interruption and the step they kept
     t1 = time.time()
     result = trainer.train(resume_from_checkpoint=resume or None)
     train_s = time.time() - t1

@@ -6,6 +6,7 @@ import logging
 import math
 import random
 import time
+from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
@@ -13,8 +14,12 @@ from transformers import TrainerCallback
 from llmrec.decode import GenerativeRecommender
 from llmrec.eval.metrics import example_metrics
 from llmrec.eval.runner import LLMRanker, evaluate
+from llmrec.io import LlmrecError, atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
+
+STATE_FILE = "llmrec_validation.json"  # in each checkpoint: the runs so far and the kept step
+BEST_FILE = "llmrec_validation_best.safetensors"  # the kept step's trainable weights (keep_best)
 
 
 class ValidationCallback(TrainerCallback):
@@ -120,6 +125,49 @@ class ValidationCallback(TrainerCallback):
         log.info("kept the policy of step %d (validation %s %.4f)", self.best["step"], self.metric,
                  self.best[self.metric])
         return self.best
+
+    def on_save(self, args, state, control, **kwargs):
+        """Write the runs so far and the kept weights into the checkpoint, so a resumed run still knows
+        which earlier step was best (without them it would keep a worse final step)."""
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if self.enabled and state.is_world_process_zero and folder.is_dir():
+            self.save_state(folder)
+
+    def save_state(self, folder: str | Path) -> None:
+        """`STATE_FILE` (and `BEST_FILE` while an earlier step's weights are kept) into `folder`."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        if self._best_state is not None:
+            with atomic_path(folder / BEST_FILE) as tmp:
+                save_file({n: t.contiguous() for n, t in self._best_state.items()}, str(tmp))
+        write_json(folder / STATE_FILE, {
+            "history": self.history, "best_step": self.best["step"] if self.best else None,
+            "best_scores": self._best_scores, "last_scores": self._last_scores,
+            "examples": [e.user for e in self.examples], "weights_saved": self._best_state is not None})
+
+    def resume_from(self, folder: str | Path) -> bool:
+        """Take back the runs and kept weights saved in checkpoint `folder` (False: none saved there).
+        A checkpoint whose runs ranked other validation users is refused: its scores are not comparable."""
+        from safetensors.torch import load_file
+
+        path = Path(folder) / STATE_FILE
+        if not self.enabled:
+            return False
+        if not path.is_file():  # written last (after BEST_FILE), so a cut-off save leaves none
+            log.warning("%s has no %s: validation starts afresh, the runs before it are forgotten", folder,
+                        STATE_FILE)
+            return False
+        saved = read_json(path, "validation state")
+        if saved.get("examples") != [e.user for e in self.examples]:
+            raise LlmrecError(f"{path}: its validation runs ranked other users (validation.samples or the seed "
+                              "changed since); resume with the settings it was trained with, or start a new output.")
+        self.history = list(saved["history"])
+        self.best = next((r for r in self.history if r["step"] == saved["best_step"]), None)
+        self._best_scores, self._last_scores = saved["best_scores"], saved["last_scores"]
+        self._best_state = load_file(str(Path(folder) / BEST_FILE)) if saved.get("weights_saved") else None
+        log.info("resumed validation: %d runs, kept step %s", len(self.history), saved["best_step"])
+        return True
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if not self.enabled or model is None:
