@@ -155,37 +155,3 @@ def test_seqrec_repeats_copy_each_stream_with_its_own_paraphrase(small_run, stre
     assert len({r["prompt"][-1]["content"] for r in three}) > len({r["prompt"][-1]["content"] for r in one})
     with pytest.raises(LlmrecError, match="repeats.seqrec"):
         validate_config(CorpusConfig(tasks=["seqrec"], repeats={"seqrec": 2}))  # window rows
-
-
-def test_stream_without_separators_prompts_with_the_exact_prefix_of_its_training_rows(small_run, stream,
-                                                                                      tiny_tokenizer):
-    """`stream_nosep`: the SIDs back to back, so the next item is predicted from the previous SID's
-    last token; the prompt for a history still tokenizes to the training row's prefix before the
-    next SID, and rankers leave the end token out as for `stream`."""
-    from trl.trainer.sft_trainer import _tokenize
-
-    from llmrec.corpus import CorpusConfig, build_corpus_with_manifest, render_prompt, seqrec_messages
-    from llmrec.corpus.tasks import STREAM_SEP, answer_ends_after_item
-
-    prepared, sid_map, with_sep, _ = stream
-    config = CorpusConfig(tasks=["seqrec", "item2sid_title"], seqrec_format="stream_nosep", max_history=3)
-    corpus, manifest = build_corpus_with_manifest(prepared, sid_map, config)
-    assert manifest["config"]["seqrec_format"] == "stream_nosep"
-    assert not answer_ends_after_item("stream_nosep")
-    for split_name in ("train", "valid", "test"):  # the same rows as `stream`, separators dropped
-        a = [r["completion"][0]["content"] for r in with_sep[split_name] if r["task"] == "seqrec"]
-        b = [r["completion"][0]["content"] for r in corpus[split_name] if r["task"] == "seqrec"]
-        assert b and b == [x.replace(STREAM_SEP, "") for x in a]
-    tok = tiny_tokenizer
-    user, seq = next((u, s) for u, s in prepared.split.train.items() if len(s) >= 4)
-    row = next(r for r in corpus["train"] if r["task"] == "seqrec" and r["user"] == user)  # its first chunk
-    prompt_ids = _tokenize(tok, row["prompt"], add_generation_prompt=True)["input_ids"]
-    full_ids = _tokenize(tok, row["prompt"] + row["completion"])["input_ids"]
-    items = [x.item for x in seq[:4]]
-    assert row["completion"][0]["content"] == "".join(sid_map.sid_string(i) for i in items[1:])
-    levels = len(sid_map.level_sizes)
-    for n in (1, 2, 3):
-        msgs = seqrec_messages(items[:n], sid_map, template_index=0, prompt_format="stream_nosep")
-        msgs[0:len(row["prompt"])] = row["prompt"]  # the row's paraphrase
-        ids = tok(render_prompt(tok, msgs), add_special_tokens=False)["input_ids"]
-        assert ids == full_ids[:len(prompt_ids) + (n - 1) * levels]  # ends with the last SID's last token

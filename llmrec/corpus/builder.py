@@ -9,7 +9,6 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any
 
 from datasets import Dataset, DatasetDict, Features, List, Value
@@ -18,7 +17,6 @@ from tqdm.auto import tqdm
 from llmrec.corpus.config import CorpusConfig
 from llmrec.corpus.render import plain_completion, plain_prompt
 from llmrec.corpus.tasks import (
-    STREAM_SEPARATORS,
     behavior_history,
     clip_text,
     completion_messages,
@@ -160,8 +158,7 @@ class CorpusBuilder:
                 chunk = seq[start:start + size]
                 if len(chunk) < 2 or not self.has_sids("seqrec", chunk):
                     continue
-                build = seqrec_session if session else partial(
-                    seqrec_stream, separator=STREAM_SEPARATORS[self.cfg.seqrec_format])
+                build = seqrec_session if session else seqrec_stream
                 base = f"{user}|{self.cfg.seqrec_format}|{start}"
                 for copy in range(copies):  # each copy draws its own paraphrase
                     key = base + (f"|{copy}" if copy else "")
@@ -285,12 +282,11 @@ class CorpusBuilder:
                     continue
                 key = f"{ex.user}|{split_name}"
                 index = self._index("seqrec", key, fixed)
-                if self.cfg.seqrec_format in STREAM_SEPARATORS:
+                if self.cfg.seqrec_format == "stream":
                     # the row is the whole stream (its loss: every item after the first, the held-out
                     # target last), as training rows are; rankers prompt with seqrec_messages
                     prompt, rest = seqrec_stream(hist + [ex.target], self.sid_map, template_index=index,
-                                                 library=self.lib,
-                                                 separator=STREAM_SEPARATORS[self.cfg.seqrec_format])
+                                                 library=self.lib)
                     self.add(split_name, "seqrec", prompt, rest, ex.target, ex.user)
                     continue
                 m = seqrec_messages(hist, self.sid_map, self.items, template_index=index,

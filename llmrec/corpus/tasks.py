@@ -26,17 +26,12 @@ Message = dict[str, str]
 #: conversation, one assistant turn per item after the first (one training row per sequence).
 #: stream: the first item in the user turn, the later ones in a single assistant turn (one row per
 #: sequence; the prompt for a history ends inside that turn, so the model continues the stream).
-#: stream_nosep: the same with the SIDs written back to back (no separator token between items).
-SEQREC_FORMATS = ("window", "session", "stream", "stream_nosep")
-#: After each SID of a `stream` that another item follows. The next item is then always predicted
-#: from this one token (as a window predicts from the fixed start of the answer): from the last token
-#: of the previous SID instead, a fine residual code shared by unrelated items, the tiny model barely
+SEQREC_FORMATS = ("window", "session", "stream")
+#: After each SID of a stream that another item follows. The next item is then always predicted from
+#: this one token (as a window predicts from the fixed start of the answer): from the last token of
+#: the previous SID instead, a fine residual code shared by unrelated items, the tiny model barely
 #: learnt next items. A prompt ends with it, so the query position never saw the stream end.
-#: `stream_nosep` predicts from the previous SID's last token: with an identity level (one token per
-#: item, `identity: unique`) that token names the item itself, as SASRec's last position does.
 STREAM_SEP = ","
-#: The token(s) between two SIDs of each stream format.
-STREAM_SEPARATORS = {"stream": STREAM_SEP, "stream_nosep": ""}
 #: The short user turn between two items of a session (kept short: it is repeated once per item).
 SESSION_NEXT = "Next?"
 
@@ -44,7 +39,7 @@ SESSION_NEXT = "Next?"
 def answer_ends_after_item(prompt_format: str) -> bool:
     """Whether a model trained in `prompt_format` ends its answer after one item: not a stream,
     which goes on with the next SID (so ranking scores and GRPO completions leave the end out)."""
-    return prompt_format not in STREAM_SEPARATORS
+    return prompt_format != "stream"
 
 
 def clip_text(text: str, max_chars: int | None) -> str:
@@ -139,11 +134,10 @@ def seqrec_messages(history_item_ids: Sequence[str], sid_map: SidMap, items: Map
         prompt, turns = seqrec_session(history, sid_map, template_index=template_index, seed=seed, key=key,
                                        library=library)
         return prompt + turns + [{"role": "user", "content": SESSION_NEXT}] if turns else prompt
-    if prompt_format in STREAM_SEPARATORS:
-        sep = STREAM_SEPARATORS[prompt_format]
+    if prompt_format == "stream":
         prompt, rest = seqrec_stream(history, sid_map, template_index=template_index, seed=seed, key=key,
-                                     library=library, separator=sep)
-        return prompt + [{"role": "assistant", "content": rest + sep}] if rest else prompt
+                                     library=library)
+        return prompt + [{"role": "assistant", "content": rest + STREAM_SEP}] if rest else prompt
     return make_messages("seqrec", {"history": sid_history(history, sid_map)}, library=library,
                          template_index=template_index, seed=seed, key=key)
 
@@ -166,13 +160,12 @@ def seqrec_session(item_ids: Sequence[str], sid_map: SidMap, *, template_index: 
 
 
 def seqrec_stream(item_ids: Sequence[str], sid_map: SidMap, *, template_index: int | None = None, seed: int = 0,
-                  key: str | None = None, library: PromptLibrary | None = None,
-                  separator: str = STREAM_SEP) -> tuple[list[Message], str]:
+                  key: str | None = None, library: PromptLibrary | None = None) -> tuple[list[Message], str]:
     """(prompt, rest) of a stream: the seqrec prompt over the first item, and the SIDs of every later
-    item joined by `separator` (STREAM_SEPARATORS). As a training row `rest` is the completion, so the loss covers each
+    item joined by STREAM_SEP. As a training row `rest` is the completion, so the loss covers each
     later item's SID given everything before it; empty for a single item."""
     if not item_ids:
         raise LlmrecError("a seqrec stream needs at least one item.")
     prompt = make_messages("seqrec", {"history": sid_of(sid_map, item_ids[0])}, library=library,
                            template_index=template_index, seed=seed, key=key)
-    return prompt, separator.join(sid_of(sid_map, i) for i in item_ids[1:])
+    return prompt, STREAM_SEP.join(sid_of(sid_map, i) for i in item_ids[1:])
