@@ -50,6 +50,13 @@ class ModelConfig:
                               "(vocab) or over its own SID level's tokens (level: less LM-head work per step); "
                               "recorded in config.json, GRPO and decoding then score the model the same way",
                               choices=SID_SOFTMAX_MODES)
+    dropout: float = option(0.0, help="SFT: dropout on the token embeddings and on each decoder layer's attention "
+                            "and MLP outputs while training (GPT-2 / SASRec style; Qwen2 and Llama layers have "
+                            "none); not saved with the model")
+
+    def validate(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise LlmrecError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ import torch
 
 from llmrec.config import validate_config
 from llmrec.io import write_json
+from llmrec.llm.dropout import add_hidden_dropout
 from llmrec.llm.sid_softmax import SidLevelGroups
 from llmrec.train.answer_loss import sft_trainer_class
 from llmrec.train.args import stage_main
@@ -91,6 +92,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     model.config.llmrec_prompts = library.to_dict()
     model.config.llmrec_sid_softmax = recipe.model.sid_softmax  # how GRPO and decoding must score it
     freeze_for_mode(model, recipe.adapter.mode)
+    dropout = add_hidden_dropout(model, recipe.model.dropout)  # training only; removed before saving
 
     cfg = recipe.train
     eval_ds = _seqrec_eval_subset(datasets.get("valid"), cfg.max_eval_samples)
@@ -129,6 +131,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     t1 = time.time()
     result = trainer.train(resume_from_checkpoint=resume or None)
     train_s = time.time() - t1
+    dropout.remove()
     guard.raise_if_diverged()
     best = val_cb.finish(trainer.state.global_step, trainer.model)  # keep_best: weights of the best run
     metrics: dict[str, Any] = dict(result.metrics)
