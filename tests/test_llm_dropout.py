@@ -1,5 +1,5 @@
-"""Hidden dropout hooks (model.dropout): active in training mode only, removable, refused where the
-model has no Llama / Qwen2 style decoder."""
+"""Hidden dropout hooks (model.dropout): active in training mode only, removable, switched on late by
+LateDropout (model.dropout_from_epoch), refused where the model has no Llama / Qwen2 style decoder."""
 
 from __future__ import annotations
 
@@ -44,5 +44,27 @@ def test_dropout_refuses_bad_settings_and_models_without_decoder_layers():
 
     with pytest.raises(LlmrecError, match=r"model.dropout must be in \[0, 1\)"):
         validate_config(ModelConfig(dropout=1.0))
+    with pytest.raises(LlmrecError, match="model.dropout_from_epoch must be >= 0"):
+        validate_config(ModelConfig(dropout=0.1, dropout_from_epoch=-1))
     with pytest.raises(LlmrecError, match="model.dropout needs a decoder"):
         add_hidden_dropout(torch.nn.Linear(3, 3), 0.1)
+
+
+def test_late_dropout_starts_after_the_given_passes(qwen2):
+    from transformers import TrainerControl, TrainerState
+
+    from llmrec.llm.dropout import add_hidden_dropout
+    from llmrec.train.common import LateDropout
+
+    ids = torch.randint(0, 64, (2, 7))
+    hooks = add_hidden_dropout(qwen2, 0.3)
+    hooks.active = False
+    late = LateDropout(hooks, from_epoch=2.0)
+    qwen2.train()
+    state = TrainerState()
+    with torch.no_grad():
+        for epoch, dropping in ((0.0, False), (1.5, False), (2.0, True), (3.1, True)):
+            state.epoch = epoch
+            late.on_step_begin(None, state, TrainerControl())
+            same = torch.equal(qwen2(input_ids=ids).logits, qwen2(input_ids=ids).logits)
+            assert same != dropping, epoch

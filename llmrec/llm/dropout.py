@@ -11,8 +11,6 @@ hidden-dropout setting for these architectures.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 import torch.nn.functional as F
 
@@ -20,11 +18,13 @@ from llmrec.io import LlmrecError
 
 
 class HiddenDropout:
-    """The hook handles of `add_hidden_dropout`; `remove()` takes them all out again."""
+    """The hooks of `add_hidden_dropout`: they drop only while `active` (a training loop may switch
+    them on late, once the model has begun to memorise); `remove()` takes them all out."""
 
-    def __init__(self, handles: Iterable[torch.utils.hooks.RemovableHandle], p: float):
-        self.handles = list(handles)
+    def __init__(self, p: float):
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
         self.p = p
+        self.active = True
 
     def remove(self) -> None:
         for h in self.handles:
@@ -46,11 +46,12 @@ def add_hidden_dropout(model, p: float) -> HiddenDropout:
     and MLP outputs, while the model trains."""
     if not 0.0 <= p < 1.0:
         raise LlmrecError(f"model.dropout must be in [0, 1), got {p}")
+    holder = HiddenDropout(p)
     if p == 0.0:
-        return HiddenDropout([], p)
+        return holder
 
     def drop(module, args, output):
-        if not module.training:
+        if not (module.training and holder.active):
             return None
         if isinstance(output, tuple):  # attention: (hidden states, attention weights, ...)
             return (F.dropout(output[0], p, True), *output[1:])
@@ -60,4 +61,5 @@ def add_hidden_dropout(model, p: float) -> HiddenDropout:
     modules = [inner.embed_tokens]
     for layer in inner.layers:
         modules += [layer.self_attn, layer.mlp]
-    return HiddenDropout((m.register_forward_hook(drop) for m in modules), p)
+    holder.handles = [m.register_forward_hook(drop) for m in modules]
+    return holder

@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from llmrec.data.pairing import check_sid_for_data
 from llmrec.data.store import PreparedData, load_prepared
 from llmrec.io import LlmrecError
+from llmrec.llm.dropout import HiddenDropout
 from llmrec.llm.presets import use_cuda
 from llmrec.sid.sidmap import SidMap
 from llmrec.train.checkpoints import resume_checkpoint
@@ -137,6 +138,21 @@ class WallTimeLimit(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
         return control
+
+
+class LateDropout(TrainerCallback):
+    """Switches `model.dropout` on once training has made `from_epoch` passes over the corpus
+    (fractional; a resumed run reads the restored epoch)."""
+
+    def __init__(self, dropout: HiddenDropout, from_epoch: float):
+        self.dropout = dropout
+        self.from_epoch = from_epoch
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if not self.dropout.active and self.dropout.handles and (state.epoch or 0.0) >= self.from_epoch:
+            log.info("model.dropout %.2f on from epoch %.2f (step %d)", self.dropout.p, state.epoch or 0.0,
+                     state.global_step)
+            self.dropout.active = True
 
 
 class NonFiniteGuard(TrainerCallback):

@@ -53,10 +53,14 @@ class ModelConfig:
     dropout: float = option(0.0, help="SFT: dropout on the token embeddings and on each decoder layer's attention "
                             "and MLP outputs while training (GPT-2 / SASRec style; Qwen2 and Llama layers have "
                             "none); not saved with the model")
+    dropout_from_epoch: float = option(0.0, help="SFT: passes over the corpus before model.dropout starts (late "
+                                       "dropout: a run that has not begun to memorise keeps learning at full speed)")
 
     def validate(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
             raise LlmrecError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.dropout_from_epoch < 0:
+            raise LlmrecError(f"model.dropout_from_epoch must be >= 0, got {self.dropout_from_epoch}")
 
 
 @dataclasses.dataclass
