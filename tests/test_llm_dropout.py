@@ -58,8 +58,8 @@ def test_late_dropout_starts_after_the_given_passes(qwen2):
 
     ids = torch.randint(0, 64, (2, 7))
     hooks = add_hidden_dropout(qwen2, 0.3)
-    hooks.active = False
     late = LateDropout(hooks, from_epoch=2.0)
+    assert not hooks.active
     qwen2.train()
     state = TrainerState()
     with torch.no_grad():

@@ -56,6 +56,27 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(small_run, tmp_path):
         assert torch.allclose(pa, pb, atol=1e-5), name
 
 
+def test_sft_with_late_dropout_changes_training_from_that_epoch_and_saves_no_hooks(small_run, tmp_path):
+    """model.dropout with dropout_from_epoch far away trains exactly as without dropout; from epoch 0
+    it changes the losses; the saved model decodes without hooks either way."""
+    from llmrec.llm import load_model
+    from llmrec.train.sft import run_sft
+
+    def losses(out, **model):
+        recipe = _recipe(small_run, tmp_path / out, max_steps=6)
+        for k, v in model.items():
+            setattr(recipe.model, k, v)
+        run_sft(recipe)
+        rows = json.loads((tmp_path / out / "log_history.json").read_text())
+        return [r["loss"] for r in rows if "loss" in r]
+
+    plain = losses("plain")
+    assert losses("late", dropout=0.3, dropout_from_epoch=1000.0) == plain
+    assert losses("early", dropout=0.3) != plain
+    model, _, _ = load_model(tmp_path / "early" / "model")
+    assert not any(m._forward_hooks for m in model.modules())
+
+
 def test_validation_loss_through_the_compact_head_equals_trls(small_run, tmp_path, monkeypatch):
     """The periodic validation loss projects answer positions only, as training does; the value is TRL's."""
     from llmrec.train import answer_loss

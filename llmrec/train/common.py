@@ -141,18 +141,20 @@ class WallTimeLimit(TrainerCallback):
 
 
 class LateDropout(TrainerCallback):
-    """Switches `model.dropout` on once training has made `from_epoch` passes over the corpus
+    """Keeps `model.dropout` off until training has made `from_epoch` passes over the corpus
     (fractional; a resumed run reads the restored epoch)."""
 
     def __init__(self, dropout: HiddenDropout, from_epoch: float):
         self.dropout = dropout
         self.from_epoch = from_epoch
+        dropout.active = from_epoch <= 0
 
     def on_step_begin(self, args, state, control, **kwargs):
-        if not self.dropout.active and self.dropout.handles and (state.epoch or 0.0) >= self.from_epoch:
+        on = (state.epoch or 0.0) >= self.from_epoch
+        if on and not self.dropout.active:
             log.info("model.dropout %.2f on from epoch %.2f (step %d)", self.dropout.p, state.epoch or 0.0,
                      state.global_step)
-            self.dropout.active = True
+        self.dropout.active = on
 
 
 class NonFiniteGuard(TrainerCallback):

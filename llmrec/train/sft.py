@@ -94,7 +94,6 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     model.config.llmrec_sid_softmax = recipe.model.sid_softmax  # how GRPO and decoding must score it
     freeze_for_mode(model, recipe.adapter.mode)
     dropout = add_hidden_dropout(model, recipe.model.dropout)  # training only; removed before saving
-    dropout.active = recipe.model.dropout_from_epoch <= 0
 
     cfg = recipe.train
     eval_ds = _seqrec_eval_subset(datasets.get("valid"), cfg.max_eval_samples)
@@ -119,8 +118,8 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         eval_dataset=_drop_metadata(eval_ds) if eval_ds is not None else None,
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
-        callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map), val_cb,
-                   LateDropout(dropout, recipe.model.dropout_from_epoch)],
+        callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map), val_cb]
+        + ([LateDropout(dropout, recipe.model.dropout_from_epoch)] if dropout.handles else []),
     )
     trainer.time_budget = time_budget(cfg)
     if recipe.model.sid_softmax == "level":
