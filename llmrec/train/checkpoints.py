@@ -28,6 +28,13 @@ WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors", "pytorch_model
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
+def checkpoint_folder(output_dir: str | Path, step: int) -> Path:
+    """The folder Trainer saves step `step` into (a TrainerCallback's on_save adds its files there)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    return Path(output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+
+
 @dataclass
 class Candidate:
     path: Path

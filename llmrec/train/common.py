@@ -18,7 +18,7 @@ from llmrec.io import LlmrecError
 from llmrec.llm.dropout import HiddenDropout
 from llmrec.llm.presets import use_cuda
 from llmrec.sid.sidmap import SidMap
-from llmrec.train.checkpoints import resume_checkpoint
+from llmrec.train.checkpoints import checkpoint_folder, resume_checkpoint
 from llmrec.train.config import PRECISIONS, AdapterConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class SidMapInCheckpoints(TrainerCallback):
         self.sid_map = sid_map
 
     def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder = checkpoint_folder(args.output_dir, state.global_step)
         if state.is_world_process_zero and folder.is_dir():
             self.sid_map.save(folder / "sid_map.json")
 

@@ -15,6 +15,7 @@ from llmrec.decode import GenerativeRecommender
 from llmrec.eval.metrics import example_metrics
 from llmrec.eval.runner import LLMRanker, evaluate
 from llmrec.io import LlmrecError, atomic_path, read_json, write_json
+from llmrec.train.checkpoints import checkpoint_folder
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class ValidationCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         """Write the runs so far and the kept weights into the checkpoint, so a resumed run still knows
         which earlier step was best (without them it would keep a worse final step)."""
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder = checkpoint_folder(args.output_dir, state.global_step)
         if self.enabled and state.is_world_process_zero and folder.is_dir():
             self.save_state(folder)
 
