@@ -18,18 +18,34 @@ from llmrec.io import LlmrecError
 
 
 class HiddenDropout:
-    """The hooks of `add_hidden_dropout`: they drop only while `active` (a training loop may switch
-    them on late, once the model has begun to memorise); `remove()` takes them all out."""
+    """The hooks of `add_hidden_dropout` on `modules`: `attach()` puts them in, `remove()` takes them
+    out (a training loop may attach them late, once the model has begun to memorise; detached, a step
+    pays nothing for them)."""
 
-    def __init__(self, p: float):
-        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+    def __init__(self, modules: list[torch.nn.Module], p: float):
+        self.modules = modules
         self.p = p
-        self.active = True
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    @property
+    def active(self) -> bool:
+        return bool(self.handles)
+
+    def attach(self) -> None:
+        if not self.handles:
+            self.handles = [m.register_forward_hook(self._drop) for m in self.modules]
 
     def remove(self) -> None:
         for h in self.handles:
             h.remove()
         self.handles = []
+
+    def _drop(self, module, args, output):
+        if not module.training:
+            return None
+        if isinstance(output, tuple):  # attention: (hidden states, attention weights, ...)
+            return (F.dropout(output[0], self.p, True), *output[1:])
+        return F.dropout(output, self.p, True)
 
 
 def _decoder(model):
@@ -43,23 +59,15 @@ def _decoder(model):
 
 def add_hidden_dropout(model, p: float) -> HiddenDropout:
     """Dropout with probability `p` on the token embeddings and on every decoder layer's attention
-    and MLP outputs, while the model trains."""
+    and MLP outputs, while the model trains (attached at once; p = 0: no modules, nothing attached)."""
     if not 0.0 <= p < 1.0:
         raise LlmrecError(f"model.dropout must be in [0, 1), got {p}")
-    holder = HiddenDropout(p)
     if p == 0.0:
-        return holder
-
-    def drop(module, args, output):
-        if not (module.training and holder.active):
-            return None
-        if isinstance(output, tuple):  # attention: (hidden states, attention weights, ...)
-            return (F.dropout(output[0], p, True), *output[1:])
-        return F.dropout(output, p, True)
-
+        return HiddenDropout([], p)
     inner = _decoder(model)
     modules = [inner.embed_tokens]
     for layer in inner.layers:
         modules += [layer.self_attn, layer.mlp]
-    holder.handles = [m.register_forward_hook(drop) for m in modules]
+    holder = HiddenDropout(modules, p)
+    holder.attach()
     return holder

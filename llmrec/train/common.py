@@ -141,20 +141,22 @@ class WallTimeLimit(TrainerCallback):
 
 
 class LateDropout(TrainerCallback):
-    """Keeps `model.dropout` off until training has made `from_epoch` passes over the corpus
-    (fractional; a resumed run reads the restored epoch)."""
+    """Keeps `model.dropout`'s hooks detached until training has made `from_epoch` passes over the
+    corpus (fractional; a resumed run reads the restored epoch)."""
 
     def __init__(self, dropout: HiddenDropout, from_epoch: float):
         self.dropout = dropout
         self.from_epoch = from_epoch
-        dropout.active = from_epoch <= 0
+        if from_epoch > 0:
+            dropout.remove()
 
     def on_step_begin(self, args, state, control, **kwargs):
-        on = (state.epoch or 0.0) >= self.from_epoch
-        if on and not self.dropout.active:
+        if (state.epoch or 0.0) < self.from_epoch:
+            self.dropout.remove()
+        elif not self.dropout.active:
             log.info("model.dropout %.2f on from epoch %.2f (step %d)", self.dropout.p, state.epoch or 0.0,
                      state.global_step)
-        self.dropout.active = on
+            self.dropout.attach()
 
 
 class NonFiniteGuard(TrainerCallback):

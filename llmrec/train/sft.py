@@ -119,7 +119,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         processing_class=tokenizer,
         peft_config=peft_config_for(recipe.adapter),
         callbacks=[WallTimeLimit(cfg.max_minutes), guard, SidMapInCheckpoints(inputs.sid_map), val_cb]
-        + ([LateDropout(dropout, recipe.model.dropout_from_epoch)] if dropout.handles else []),
+        + ([LateDropout(dropout, recipe.model.dropout_from_epoch)] if dropout.modules else []),
     )
     trainer.time_budget = time_budget(cfg)
     if recipe.model.sid_softmax == "level":
