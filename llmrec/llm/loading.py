@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -32,12 +32,14 @@ SID_MAP_FILE = "sid_map.json"
 def load_base(preset_or_path: str, *, sid_map: SidMap, items: dict[str, Item] | None = None,
               init: str = "semantic", dtype: str | torch.dtype | None = None,
               extra_texts: Iterable[str] | None = None, seed: int = 0, trust_remote_code: bool = False,
-              load_in_4bit: bool = False, device_map=None, tiny_config=None):
+              load_in_4bit: bool = False, device_map=None, tiny_config=None,
+              sequences: Mapping[str, Sequence[str]] | None = None, collaborative: float = 0.0):
     """Build/load the base LLM, add the SidMap's tokens, initialise their rows, record the SidMap.
 
     `preset_or_path`: 'tiny', 'smollm2-135m', a local folder or a Hugging Face id.
     `init`: 'semantic' (needs `items` for titles; for the from-scratch `tiny` preset each level's
-    rows are also spread like the base rows), 'mean' or 'random'.
+    rows are also spread like the base rows), 'mean' or 'random'. `collaborative`: the share of each
+    semantic row taken from collaborative item vectors of the training `sequences` (`init_sid_rows`).
     Returns (model, tokenizer); `model.config.llmrec_sid` and `tokenizer.init_kwargs['llmrec_sid']`
     hold the SidMap fingerprint and SID token id range.
     """
@@ -51,7 +53,8 @@ def load_base(preset_or_path: str, *, sid_map: SidMap, items: dict[str, Item] | 
     resize_for_tokens(model, tokenizer)
     # a from-scratch model's rows are random: its semantic SID rows need the base rows' spread
     report = init_sid_rows(model, tokenizer, sid_map, mode=init, items=items, base_vocab_size=base_len,
-                           seed=seed, spread=is_from_scratch(preset_or_path))
+                           seed=seed, spread=is_from_scratch(preset_or_path), sequences=sequences,
+                           collaborative=collaborative)
     rec = record_sid_map(tokenizer, sid_map, ids)
     rec["init"] = report
     rec["base"] = preset_or_path

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,7 @@ def _title_vectors(weight: torch.Tensor, tokenizer, texts: list[str], batch: int
 
 def _spread(rows: torch.Tensor) -> float:
     """Mean distance of the rows from their mean."""
+    rows = rows.detach()
     return float((rows - rows.mean(0)).norm(dim=1).mean())
 
 
@@ -202,9 +204,49 @@ def _spread_like_base(vals: dict[int, torch.Tensor], table, base: torch.Tensor, 
 
 
 @torch.no_grad()
+def _collaborative_parts(sid_map: SidMap, sequences: Mapping[str, Sequence[str]], dim: int,
+                         gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Per item: its collaborative vector (PPMI-SVD of the training sequences, what `source:
+    collaborative` SIDs are built from), mapped into the model's width by a seeded orthonormal
+    projection (so its geometry is kept), centred and scaled to unit mean distance from the centre."""
+    from llmrec.sid.vectors import collaborative_vectors
+
+    ids = list(sid_map.item_ids)
+    X = torch.from_numpy(collaborative_vectors(sequences, ids, dim=min(64, dim))).float()
+    q, _ = torch.linalg.qr(torch.randn(dim, X.shape[1], generator=gen))
+    Y = X @ q.T
+    Y = (Y - Y.mean(0)) / max(_spread(Y), 1e-12)
+    return dict(zip(ids, Y))
+
+
+def _item_parts(titles: dict[str, torch.Tensor], collab: dict[str, torch.Tensor] | None, share: float,
+                base: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One vector per item for the semantic means: its title vector, or, with a collaborative share,
+    sqrt(1 - share) of the title's deviation from the titles' centre plus sqrt(share) of the
+    collaborative one (each at the titles' spread, so the mix keeps the title vectors' scale).
+    Items without text, or a catalogue without any, take the collaborative part alone."""
+    if collab is None:
+        return titles
+    if titles:
+        rows = torch.stack(list(titles.values()))
+        centre, scale = rows.mean(0), _spread(rows)
+    else:
+        centre, scale = base.mean(0), _spread(base)
+    out = {}
+    for item_id, c in collab.items():
+        t = titles.get(item_id)
+        if t is None:
+            out[item_id] = centre + scale * c
+        else:
+            out[item_id] = centre + (1.0 - share) ** 0.5 * (t - centre) + share ** 0.5 * scale * c
+    return out
+
+
 def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
                   items: dict[str, Item] | None = None, base_vocab_size: int | None = None,
-                  seed: int = 0, noise_scale: float = 0.01, spread: bool = False) -> dict[str, Any]:
+                  seed: int = 0, noise_scale: float = 0.01, spread: bool = False,
+                  sequences: Mapping[str, Sequence[str]] | None = None,
+                  collaborative: float = 0.0) -> dict[str, Any]:
     """Initialise the embedding (and untied output) rows of every SID token.
 
     - 'semantic': token (level l, code c) = mean over items with code c at level l of the mean base
@@ -212,6 +254,10 @@ def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
       untied head the output row is the same mean taken over output rows. With `spread` each level's
       rows are then centred on the base rows' mean and spread like them (`_spread_like_base`): for
       a model trained from scratch, whose base rows are random. Codes no item uses fall back to 'mean'.
+      With `collaborative` > 0 (and the training `sequences`) each item's vector mixes in that share
+      of a collaborative one (`_item_parts`): items that follow one another start close, which is
+      what next-item prediction needs and titles do not say; a catalogue without text then
+      starts from collaborative vectors instead of falling back to 'mean'.
     - 'mean': mean of the base rows plus Gaussian noise (std = noise_scale * per-dim std of the rows).
     - 'random': Gaussian with the base rows' per-dim std.
 
@@ -228,28 +274,36 @@ def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
     mats = [model.get_input_embeddings().weight]
     if not tied:
         mats.append(model.get_output_embeddings().weight)
-    if mode == "semantic" and not any(_item_text(it).strip() for it in (items or {}).values()):
+    if not 0.0 <= collaborative <= 1.0:
+        raise LlmrecError(f"collaborative SID init share must be in [0, 1], got {collaborative}")
+    if collaborative > 0 and not sequences:
+        raise LlmrecError("a collaborative SID init share needs the training sequences (sequences=)")
+    use_collab = mode == "semantic" and collaborative > 0
+    if mode == "semantic" and not use_collab and not any(_item_text(it).strip() for it in (items or {}).values()):
         # sequence-only datasets (no titles): nothing to take the means of
-        log.warning("semantic SID init needs item text; no item has any, using 'mean'.")
+        log.warning("semantic SID init needs item text (or a collaborative share); no item has any, using 'mean'.")
         mode = "mean"
     report: dict[str, Any] = {"mode": mode, "tied": tied, "semantic_codes": 0, "fallback_codes": 0,
-                              "spread": bool(spread and mode == "semantic")}
+                              "spread": bool(spread and mode == "semantic"),
+                              "collaborative": collaborative if use_collab else 0.0}
+    collab = None
 
     for mat in mats:
         base = mat[:base_vocab_size].float()
         mu, sd = base.mean(0), base.std(0)
         vals: dict[int, torch.Tensor] = {}
         if mode == "semantic":
-            ids = [i for i in sid_map.item_ids if i in items]
-            texts = [_item_text(items[i]) for i in ids]
-            keep = [k for k, t in enumerate(texts) if t.strip()]
-            vecs = _title_vectors(base, tokenizer, [texts[k] for k in keep])
-            groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-            for row, k in enumerate(keep):
-                for lvl, code in enumerate(sid_map.codes[ids[k]]):
-                    groups[(lvl, code)].append(row)
-            for (lvl, code), rows in groups.items():
-                vals[int(table[lvl, code])] = vecs[rows].mean(0)
+            ids = [i for i in sid_map.item_ids if i in (items or {}) and _item_text(items[i]).strip()]
+            titles = dict(zip(ids, _title_vectors(base, tokenizer, [_item_text(items[i]) for i in ids]))) if ids else {}
+            if use_collab and collab is None:  # one projection for the input and an untied output table
+                collab = _collaborative_parts(sid_map, sequences, base.shape[1], gen)
+            parts = _item_parts(titles, collab, collaborative, base)
+            groups: dict[tuple[int, int], list[torch.Tensor]] = defaultdict(list)
+            for item_id, vec in parts.items():
+                for lvl, code in enumerate(sid_map.codes[item_id]):
+                    groups[(lvl, code)].append(vec)
+            for (lvl, code), vecs in groups.items():
+                vals[int(table[lvl, code])] = torch.stack(vecs).mean(0)
             if spread:
                 _spread_like_base(vals, table, base, mu)
         semantic_n = len(vals)

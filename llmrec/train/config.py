@@ -39,6 +39,10 @@ class ModelConfig:
 
     preset: str = option("tiny", help="tiny | smollm2-135m | any Hugging Face id or local path")
     init: str = option("semantic", help="how new SID token rows start", choices=SID_INITS)
+    init_collaborative: float = option(0.0, help="share of each semantic SID row's start taken from collaborative "
+                                       "item vectors (PPMI-SVD of the training sequences): items that follow one "
+                                       "another start close; 0 = titles only; a catalogue without text needs it "
+                                       "above 0 to start from anything but the mean row")
     dtype: str | None = option("float32", help="weights as trained: float32 master weights with bf16/fp16 "
                                "autocast on GPUs; bfloat16 halves memory but rounds away small AdamW updates; "
                                "auto/null: bf16 on GPUs that support it, float32 on CPU",
@@ -57,6 +61,8 @@ class ModelConfig:
                                        "dropout: a run that has not begun to memorise keeps learning at full speed)")
 
     def validate(self) -> None:
+        if not 0.0 <= self.init_collaborative <= 1.0:
+            raise LlmrecError(f"model.init_collaborative must be in [0, 1], got {self.init_collaborative}")
         if not 0.0 <= self.dropout < 1.0:
             raise LlmrecError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.dropout_from_epoch < 0:
