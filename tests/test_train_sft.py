@@ -29,11 +29,14 @@ def test_sft_lowers_loss_and_saves_a_loadable_model(small_run, tmp_path):
     from llmrec.llm import load_model
     from llmrec.train.sft import run_sft
 
-    summary = run_sft(_recipe(small_run, tmp_path / "sft", max_steps=12))
+    recipe = _recipe(small_run, tmp_path / "sft", max_steps=12)
+    recipe.model.init_collaborative = 0.5  # the SID rows' start reads the run's training sequences
+    summary = run_sft(recipe)
     assert summary["global_step"] == 12
     assert summary["loss_last"] < summary["loss_first"]
-    _, _, sid_map = load_model(tmp_path / "sft" / "model")
+    model, _, sid_map = load_model(tmp_path / "sft" / "model")
     assert sid_map.fingerprint == summary["sid_fingerprint"]
+    assert model.config.llmrec_sid["init"]["collaborative"] == 0.5
     assert (tmp_path / "sft" / "loss.png").exists()
 
 

@@ -180,7 +180,6 @@ def _title_vectors(weight: torch.Tensor, tokenizer, texts: list[str], batch: int
 
 def _spread(rows: torch.Tensor) -> float:
     """Mean distance of the rows from their mean."""
-    rows = rows.detach()
     return float((rows - rows.mean(0)).norm(dim=1).mean())
 
 
@@ -203,7 +202,6 @@ def _spread_like_base(vals: dict[int, torch.Tensor], table, base: torch.Tensor, 
             vals[t] = r
 
 
-@torch.no_grad()
 def _collaborative_parts(sid_map: SidMap, sequences: Mapping[str, Sequence[str]], dim: int,
                          gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Per item: its collaborative vector (PPMI-SVD of the training sequences, what `source:
@@ -242,6 +240,7 @@ def _item_parts(titles: dict[str, torch.Tensor], collab: dict[str, torch.Tensor]
     return out
 
 
+@torch.no_grad()
 def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
                   items: dict[str, Item] | None = None, base_vocab_size: int | None = None,
                   seed: int = 0, noise_scale: float = 0.01, spread: bool = False,
