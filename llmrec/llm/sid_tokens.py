@@ -217,19 +217,16 @@ def _collaborative_parts(sid_map: SidMap, sequences: Mapping[str, Sequence[str]]
     return dict(zip(ids, Y))
 
 
-def _item_parts(titles: dict[str, torch.Tensor], collab: dict[str, torch.Tensor] | None, share: float,
-                base: torch.Tensor) -> dict[str, torch.Tensor]:
+def _item_parts(titles: dict[str, torch.Tensor], collab: dict[str, torch.Tensor] | None,
+                share: float) -> dict[str, torch.Tensor]:
     """One vector per item for the semantic means: its title vector, or, with a collaborative share,
     sqrt(1 - share) of the title's deviation from the titles' centre plus sqrt(share) of the
     collaborative one (each at the titles' spread, so the mix keeps the title vectors' scale).
-    Items without text, or a catalogue without any, take the collaborative part alone."""
-    if collab is None:
+    Items without text in a titled catalogue take the collaborative part alone."""
+    if collab is None or not titles:
         return titles
-    if titles:
-        rows = torch.stack(list(titles.values()))
-        centre, scale = rows.mean(0), _spread(rows)
-    else:
-        centre, scale = base.mean(0), _spread(base)
+    rows = torch.stack(list(titles.values()))
+    centre, scale = rows.mean(0), _spread(rows)
     out = {}
     for item_id, c in collab.items():
         t = titles.get(item_id)
@@ -253,10 +250,11 @@ def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
       untied head the output row is the same mean taken over output rows. With `spread` each level's
       rows are then centred on the base rows' mean and spread like them (`_spread_like_base`): for
       a model trained from scratch, whose base rows are random. Codes no item uses fall back to 'mean'.
-      With `collaborative` > 0 (and the training `sequences`) each item's vector mixes in that share
-      of a collaborative one (`_item_parts`): items that follow one another start close, which is
-      what next-item prediction needs and titles do not say; a catalogue without text then
-      starts from collaborative vectors instead of falling back to 'mean'.
+      With `collaborative` > 0 (and the training `sequences`) each item's title vector mixes in
+      that share of a collaborative one (`_item_parts`): items that follow one another start close,
+      which next-item prediction needs and titles do not say. A catalogue without any text still
+      falls back to 'mean': started from collaborative vectors alone, the tiny model ranked worse
+      after 30 minutes on amazon18_instruments_notext (README.md, "Collaborative start").
     - 'mean': mean of the base rows plus Gaussian noise (std = noise_scale * per-dim std of the rows).
     - 'random': Gaussian with the base rows' per-dim std.
 
@@ -277,11 +275,11 @@ def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
         raise LlmrecError(f"collaborative SID init share must be in [0, 1], got {collaborative}")
     if collaborative > 0 and not sequences:
         raise LlmrecError("a collaborative SID init share needs the training sequences (sequences=)")
-    use_collab = mode == "semantic" and collaborative > 0
-    if mode == "semantic" and not use_collab and not any(_item_text(it).strip() for it in (items or {}).values()):
+    if mode == "semantic" and not any(_item_text(it).strip() for it in (items or {}).values()):
         # sequence-only datasets (no titles): nothing to take the means of
-        log.warning("semantic SID init needs item text (or a collaborative share); no item has any, using 'mean'.")
+        log.warning("semantic SID init needs item text; no item has any, using 'mean'.")
         mode = "mean"
+    use_collab = mode == "semantic" and collaborative > 0
     report: dict[str, Any] = {"mode": mode, "tied": tied, "semantic_codes": 0, "fallback_codes": 0,
                               "spread": bool(spread and mode == "semantic"),
                               "collaborative": collaborative if use_collab else 0.0}
@@ -296,7 +294,7 @@ def init_sid_rows(model, tokenizer, sid_map: SidMap, *, mode: str = "semantic",
             titles = dict(zip(ids, _title_vectors(base, tokenizer, [_item_text(items[i]) for i in ids]))) if ids else {}
             if use_collab and collab is None:  # one projection for the input and an untied output table
                 collab = _collaborative_parts(sid_map, sequences, base.shape[1], gen)
-            parts = _item_parts(titles, collab, collaborative, base)
+            parts = _item_parts(titles, collab, collaborative)
             groups: dict[tuple[int, int], list[torch.Tensor]] = defaultdict(list)
             for item_id, vec in parts.items():
                 for lvl, code in enumerate(sid_map.codes[item_id]):

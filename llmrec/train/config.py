@@ -40,9 +40,9 @@ class ModelConfig:
     preset: str = option("tiny", help="tiny | smollm2-135m | any Hugging Face id or local path")
     init: str = option("semantic", help="how new SID token rows start", choices=SID_INITS)
     init_collaborative: float = option(0.0, help="share of each semantic SID row's start taken from collaborative "
-                                       "item vectors (PPMI-SVD of the training sequences): items that follow one "
-                                       "another start close; 0 = titles only; a catalogue without text needs it "
-                                       "above 0 to start from anything but the mean row")
+                                       "item vectors (PPMI-SVD of the training sequences) instead of the item's "
+                                       "title: items that follow one another start close; 0 = titles only (a "
+                                       "catalogue without text starts from the mean row either way)")
     dtype: str | None = option("float32", help="weights as trained: float32 master weights with bf16/fp16 "
                                "autocast on GPUs; bfloat16 halves memory but rounds away small AdamW updates; "
                                "auto/null: bf16 on GPUs that support it, float32 on CPU",
