@@ -82,7 +82,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
                                      extra_texts=_prompt_texts(library), init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
                                      trust_remote_code=recipe.model.trust_remote_code,
                                      load_in_4bit=recipe.model.load_in_4bit, tiny_config=_tiny_config(recipe),
-                                     sequences=_train_sequences(inputs.prepared),
+                                     sequences=_train_sequences(inputs.prepared) if recipe.model.init_collaborative else None,
                                      collaborative=recipe.model.init_collaborative)
     load_s = time.time() - t0
     seqrec_format = manifest.get("config", {}).get("seqrec_format", "window")
