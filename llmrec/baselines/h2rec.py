@@ -159,7 +159,7 @@ def cached_h2rec(run: str | Path, prepared, config: H2RecConfig | None = None, *
         inputs["text"] = sha256_json(vectors.round(5).tolist())[:16]
 
     def train() -> tuple[H2Rec, dict[str, Any]]:
-        seqs = [[x.item for x in seq] for seq in prepared.split.train.values()]
+        seqs = list(prepared.split.train_items().values())
         model, res = train_h2rec(seqs, catalogue, codes, levels, prepared.split.valid, cfg, vectors, progress)
         return model, res.info()
 

@@ -83,7 +83,7 @@ def cached_sasrec(run: str | Path, prepared, *, epochs: int | None = None, seed:
         cfg.epochs = epochs
 
     def train() -> tuple[SASRec, dict[str, Any]]:
-        seqs = [[x.item for x in seq] for seq in prepared.split.train.values()]
+        seqs = list(prepared.split.train_items().values())
         model, res = train_sasrec(seqs, list(prepared.items), prepared.split.valid, cfg, progress=progress)
         return model, res.info()
 

@@ -72,7 +72,7 @@ def cached_sasrec_sid(run: str | Path, prepared, config: SASRecSIDConfig | None 
     codes, levels, _ = load_run_sids(run, catalogue)
 
     def train() -> tuple[SASRecSID, dict[str, Any]]:
-        seqs = [[x.item for x in seq] for seq in prepared.split.train.values()]
+        seqs = list(prepared.split.train_items().values())
         model, res = train_sasrec_sid(seqs, catalogue, codes, levels, prepared.split.valid, cfg, progress)
         return model, res.info()
 

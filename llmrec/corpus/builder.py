@@ -145,7 +145,7 @@ class CorpusBuilder:
             raise LlmrecError("seqrec_format: session needs a tokenizer with a chat template (multi-turn rows "
                               "trained with assistant_only_loss); use seqrec_format: stream or window for plain "
                               "models")
-        seqs = {u: [x.item for x in seq] for u, seq in self.split.train.items()}
+        seqs = self.split.train_items()
         if self.cfg.include_valid_in_train:
             for ex in self.split.valid:
                 seqs.setdefault(ex.user, list(ex.history)).append(ex.target)

@@ -144,6 +144,10 @@ class Split:
     method: str = "loo"
     options: dict[str, Any] = field(default_factory=dict)
 
+    def train_items(self) -> dict[str, list[str]]:
+        """Each user's training item ids in time order (no validation or test target)."""
+        return {user: [x.item for x in seq] for user, seq in self.train.items()}
+
     def train_examples(self, max_history: int | None = None, min_history: int = 1) -> list[Example]:
         """Sliding-window next-item examples from the training sequences only."""
         out = []

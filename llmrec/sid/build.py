@@ -39,7 +39,7 @@ def _unpack(items: Any, interactions: Any) -> tuple[dict[str, Item], dict[str, l
     origin = "none"
     if isinstance(items, PreparedData):
         fp = items.fingerprint
-        seqs = {u: [x.item for x in s] for u, s in items.split.train.items()}
+        seqs = items.split.train_items()
         origin = "prepared train split"
         item_map = items.items
     elif isinstance(items, RecDataset):

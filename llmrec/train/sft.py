@@ -82,7 +82,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
                                      extra_texts=_prompt_texts(library), init=recipe.model.init, dtype=recipe.model.dtype, seed=recipe.train.seed,
                                      trust_remote_code=recipe.model.trust_remote_code,
                                      load_in_4bit=recipe.model.load_in_4bit, tiny_config=_tiny_config(recipe),
-                                     sequences=_train_sequences(inputs.prepared) if recipe.model.init_collaborative else None,
+                                     sequences=inputs.prepared.split.train_items() if recipe.model.init_collaborative else None,
                                      collaborative=recipe.model.init_collaborative)
     load_s = time.time() - t0
     seqrec_format = manifest.get("config", {}).get("seqrec_format", "window")
@@ -238,11 +238,6 @@ def _validation_callback(recipe: SFTRecipe, inputs, model, tokenizer, library) -
                                          name="sft-model", keep_best=v.keep_best, margin_z=v.keep_best_z,
                                          every_s=cfg.max_minutes * 60.0 / v.runs if by_time else 0.0,
                                          runs=0 if by_time else v.runs, favour_last=True)
-
-
-def _train_sequences(prepared) -> dict[str, list[str]]:
-    """Each user's training items in order (no validation or test target)."""
-    return {u: [x.item for x in seq] for u, seq in prepared.split.train.items()}
 
 
 def _prompt_texts(lib) -> list[str]:
