@@ -12,9 +12,10 @@ from pathlib import Path
 from llmrec.config import load_config
 from llmrec.corpus.build import build_corpus_with_manifest, load_corpus_manifest, save_corpus
 from llmrec.corpus.config import CorpusConfig
+from llmrec.data.config import DataConfig
 from llmrec.data.prepare import prepare_data
 from llmrec.data.store import PreparedData, load_prepared
-from llmrec.io import LlmrecError
+from llmrec.io import LlmrecError, read_json
 from llmrec.sid.build import SidConfig, build_sids
 from llmrec.sid.sidmap import SidMap
 
@@ -37,9 +38,19 @@ def default_corpus_config() -> CorpusConfig:
     return load_config(CorpusConfig, recipes_dir() / DEFAULT_RECIPES / "corpus.yaml")
 
 
-def ensure_data(dataset: str, run: Path, reuse: bool = True) -> PreparedData:
-    if not (reuse and (run / "data" / "manifest.json").exists()):
-        prepare_data(dataset, run, split="loo", max_history=20)
+def ensure_data(dataset: str, run: Path, reuse: bool = True, config: DataConfig | None = None) -> PreparedData:
+    """RUN/data: leave-one-out, 20-item histories and `config`'s tune split (a recipe's data.yaml);
+    reused when `reuse` and it was prepared from the same dataset with the same split settings."""
+    tune_users, seed = (config.tune_users, config.seed) if config else (0, 0)
+    want = {"method": "loo", "max_history": 20, "tune_users": tune_users or None,
+            "tune_seed": seed if tune_users else None}
+    manifest = run / "data" / "manifest.json"
+    if reuse and manifest.exists():
+        old = read_json(manifest)
+        split = old.get("split", {})
+        if old.get("name") == Path(dataset).name and all(split.get(k) == v for k, v in want.items()):
+            return load_prepared(run / "data")
+    prepare_data(dataset, run, split="loo", max_history=20, tune_users=tune_users, seed=seed)
     return load_prepared(run / "data")
 
 

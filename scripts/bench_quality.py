@@ -9,7 +9,8 @@ corpus, then trains within
 schedule_by=time: its learning-rate schedule laid over its share of the budget) and GRPO (grpo.yaml from
 that model, best validated step kept). SASRec and
 most-popular are trained/evaluated beside it. Every ranker is scored through `run_eval` on all
-validation and test users (`--users N`: the first N only, for a quick look). The last line is one JSON
+validation and test users (`--users N`: the first N only, for a quick look), and on the tune users
+when the recipe folder's data.yaml holds some out (`tune_users`). The last line is one JSON
 object: NDCG@10 and HR@10 per ranker and split, the paired bootstrap of LLM minus SASRec on test,
 translation accuracy (item2sid / sid2item on 1,000 training items, when items have titles) and the
 minutes of every stage.
@@ -42,7 +43,7 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
     sft_minutes, grpo_minutes = minutes * (1 - grpo_share), minutes * grpo_share
     # the demo's recipes with this budget: one SFT stage on the time schedule, then GRPO from it
     # keeping its best validated step
-    sid_recipe, corpus_cfg, sft_recipe, grpo_recipe = demo_recipes(DemoConfig(
+    data_cfg, sid_recipe, corpus_cfg, sft_recipe, grpo_recipe = demo_recipes(DemoConfig(
         out=str(run), dataset=dataset, recipes=recipes, sft_minutes=sft_minutes, grpo_minutes=grpo_minutes,
         seed=seed))
     t: dict[str, float] = {}
@@ -51,9 +52,7 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
         t[name] = round((time.time() - t0) / 60, 2)
 
     t0 = time.time()
-    same = (run / "data" / "manifest.json").exists() and \
-        json.loads((run / "data" / "manifest.json").read_text()).get("name") == Path(dataset).name
-    prepared = ensure_data(dataset, run, reuse=same)
+    prepared = ensure_data(dataset, run, config=data_cfg)  # reused when prepared alike
     stage("data", t0)
     t0 = time.time()
     sid_cfg = sid_config_for(prepared, sid_recipe)
@@ -76,7 +75,7 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
     models = [str(run / "sft" / "model"), str(run / "grpo" / "model")]
     has_titles = bool(manifest["counts"]["train"].get("item2sid_title"))
     reports = {}
-    for split in ("valid", "test"):
+    for split in (["tune"] if prepared.split.tune else []) + ["valid", "test"]:
         reports[split] = run_eval(EvalConfig(run=str(run), models=models, split=split, limit=users, ks=[1, 5, 10, 20],
                                              seed=seed, translation=translation if split == "test" and has_titles
                                              else 0, resume=False))
@@ -95,6 +94,8 @@ def bench(dataset: str, minutes: float, run: Path, recipes: str = "tiny-cpu", us
                           for name, tr in reports["test"].translation.items()}
     v = out["valid"]
     out["grpo_above_sft_valid"] = v["llm-grpo"]["NDCG@10"] > v["llm-sft"]["NDCG@10"]
+    if "tune" in out:
+        out["grpo_above_sft_tune"] = out["tune"]["llm-grpo"]["NDCG@10"] > out["tune"]["llm-sft"]["NDCG@10"]
     out["llm_vs_sasrec_test"] = round(out["test"]["llm-grpo"]["NDCG@10"] / max(out["test"]["sasrec"]["NDCG@10"], 1e-9)
                                       - 1, 4)
     out["training_minutes"] = round(sft["train_seconds"] / 60 + grpo.get("train_seconds", 0) / 60, 2)

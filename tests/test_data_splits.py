@@ -140,3 +140,42 @@ def test_prepare_roundtrip_and_cli(data_root, tmp_path, capsys):
     assert "rating_5" in capsys.readouterr().out
     ml = load_prepared(run / "data")
     assert len(ml.dataset.users) == 943 and ml.dataset.users["1"]["occupation"] == "technician"
+
+
+def test_tune_split_holds_out_the_last_training_event_of_sampled_users(sci, data_root, tmp_path, capsys):
+    """A tune example's prompt ends in an event that is no longer trained on, like a test prompt's."""
+    plain = leave_one_out(sci, max_history=20)
+    sp = make_split(sci, "loo", max_history=20, tune_users=500, seed=1)
+    assert len(sp.tune) == 500 and len({e.user for e in sp.tune}) == 500
+    for e in sp.tune:
+        full = [x.item for x in plain.train[e.user]]
+        assert [x.item for x in sp.train[e.user]] == full[:-1]      # the event left training
+        assert e.target == full[-1] and e.history == full[:-1][-20:]
+    tuned = {e.user for e in sp.tune}
+    assert all(sp.train[u] == plain.train[u] for u in plain.train if u not in tuned)
+    assert [e.to_dict() for e in sp.valid] == [e.to_dict() for e in plain.valid]   # held-out parts unchanged
+    assert [e.to_dict() for e in sp.test] == [e.to_dict() for e in plain.test]
+    assert len(sp.train_examples()) == len(plain.train_examples()) - 500          # no tune target is trained
+    assert {e.user for e in make_split(sci, "loo", tune_users=500, seed=1).tune} == tuned   # seeded
+    assert {e.user for e in make_split(sci, "loo", tune_users=500, seed=2).tune} != tuned
+    assert sp.tuning_examples() == ("tune", sp.tune) and plain.tuning_examples() == ("valid", plain.valid)
+    # users left with one training event are never drawn; asking for more than exist takes them all
+    small = make_split(_tiny(), "loo", short_users="train", tune_users=10)
+    assert sorted(e.user for e in small.tune) == ["b", "d"] and len(small.train["b"]) == 1
+    assert len(small.train["c"]) == 1 and len(small.train["d"]) == 2
+    with pytest.raises(LlmrecError, match="tune_users"):
+        make_split(_tiny(), "loo", tune_users=-1)
+
+    # written as tune.jsonl (part of the data fingerprint), read back, and printed by the CLI
+    out = prepare_data("amazon18_scientific", tmp_path / "a", tune_users=500, seed=1)
+    p = load_prepared(out)
+    assert [e.to_dict() for e in p.split.tune] == [e.to_dict() for e in sp.tune]
+    assert p.manifest["counts"]["tune"] == 500 and "tune.jsonl" in p.manifest["files"]
+    assert p.fingerprint != load_prepared(prepare_data("amazon18_scientific", tmp_path / "b")).fingerprint
+    from llmrec.commands import data as data_cmd
+    parser = argparse.ArgumentParser()
+    data_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["data", "prepare", "--dataset", "movielens_100k", "--out", str(tmp_path / "ml"),
+                              "--tune-users", "100"])
+    assert args.func(args) == 0
+    assert "tune 100, valid 943, test 943" in capsys.readouterr().out

@@ -92,7 +92,7 @@ def test_demo_recipes_lay_both_schedules_over_their_budgets(tmp_path):
     from llmrec.demo.config import DemoConfig
     from llmrec.demo.run import demo_recipes
 
-    sid, _, sft, grpo = demo_recipes(DemoConfig(out=str(tmp_path / "demo"), sft_minutes=7.0, grpo_minutes=3.0))
+    _, sid, _, sft, grpo = demo_recipes(DemoConfig(out=str(tmp_path / "demo"), sft_minutes=7.0, grpo_minutes=3.0))
     assert (sid.identity, sid.seed) == ("unique", 42)  # recipes/tiny-cpu/sid.yaml
     assert (sft.train.schedule_by, sft.train.max_minutes) == ("time", 7.0)
     assert (grpo.train.schedule_by, grpo.train.max_minutes) == ("time", 3.0)

@@ -261,6 +261,37 @@ def test_validation_runs_rank_users_and_keep_the_best_step(small_run, tmp_path):
     assert rows[-1]["step"] == timed_summary["global_step"] > rows[-2]["step"]
 
 
+def test_validation_ranks_the_tune_split_when_the_data_holds_one(tmp_path, data_root):
+    """With a tune split (`data prepare --tune-users`) validation ranks tune users, none of whose tune
+    events was trained on; `llmrec eval --split tune` scores the same examples."""
+    from train_fixture import build_small_run
+
+    from llmrec.data.store import load_prepared
+    from llmrec.eval.config import EvalConfig
+    from llmrec.eval.run import run_eval
+    from llmrec.io import LlmrecError
+    from llmrec.train.config import SFTValidation
+    from llmrec.train.sft import run_sft
+
+    run = build_small_run(tmp_path / "tuned", tune_users=40)
+    split = load_prepared(run / "data").split
+    from datasets import load_from_disk
+
+    rows = load_from_disk(str(run / "corpus"))["train"]
+    trained = {(u, t) for u, t, task in zip(rows["user"], rows["target"], rows["task"]) if task == "seqrec"}
+    assert len(trained) > 100
+    assert not trained & {(e.user, e.target) for e in split.tune if e.target not in e.history}
+    recipe = _recipe(run, tmp_path / "sft", max_steps=2)
+    recipe.validation = SFTValidation(runs=1, samples=6, beams=10)
+    summary = run_sft(recipe)
+    assert summary["validation_split"] == "tune" and summary["validation"]
+    report = run_eval(EvalConfig(run=str(run), models=[], split="tune", baselines=["popular"]))
+    assert report.n_examples == 40
+    untuned = build_small_run(tmp_path / "plain")
+    with pytest.raises(LlmrecError, match="--tune-users"):
+        run_eval(EvalConfig(run=str(untuned), models=[], split="tune", baselines=["popular"]))
+
+
 def test_validation_settings_are_checked_before_training(small_run, tmp_path):
     from llmrec.io import LlmrecError
     from llmrec.train.config import SFTValidation

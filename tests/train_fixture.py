@@ -12,14 +12,15 @@ TINY_MODEL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 
               "intermediate_size": 128, "vocab_size": 800}
 
 
-def build_small_run(run_dir: Path, n_items: int = 120) -> Path:
-    """runs/X/{data,sid,corpus} over the `n_items` most popular Scientific items."""
+def build_small_run(run_dir: Path, n_items: int = 120, tune_users: int = 0) -> Path:
+    """runs/X/{data,sid,corpus} over the `n_items` most popular Scientific items (`tune_users`: a tune
+    split held out of training)."""
     from collections import Counter
 
     from llmrec.corpus import CorpusConfig, build_corpus_with_manifest, save_corpus
     from llmrec.data.loaders import load_dataset
     from llmrec.data.records import RecDataset
-    from llmrec.data.splits import leave_one_out
+    from llmrec.data.splits import hold_out_tune, leave_one_out
     from llmrec.data.store import load_prepared, save_prepared
     from llmrec.sid.sidmap import SidMap
 
@@ -30,7 +31,7 @@ def build_small_run(run_dir: Path, n_items: int = 120) -> Path:
     inter = [x for x in inter if users[x.user] >= 3]
     ds = RecDataset(name="sci-small", items={i: full.items[i] for i in sorted(top, key=int)},
                     interactions=inter, source={"subset_of": "amazon18_scientific", "n_items": n_items})
-    save_prepared(run_dir / "data", ds, leave_one_out(ds, max_history=10))
+    save_prepared(run_dir / "data", ds, hold_out_tune(leave_one_out(ds, max_history=10), tune_users))
     prepared = load_prepared(run_dir / "data")
     ids = list(prepared.items)
     sid_map = SidMap({i: (j // 16, (j // 4) % 4, j % 4) for j, i in enumerate(ids)}, level_sizes=[8, 4, 4])

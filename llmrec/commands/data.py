@@ -17,7 +17,7 @@ from llmrec.config import add_config_arguments, config_from_args, save_config
 from llmrec.data.config import DataConfig
 from llmrec.io import LlmrecError
 
-FLAGS = ("dataset", "out", "format", "split", "ratios", "max_history", "short_users", "min_user_interactions",
+FLAGS = ("dataset", "out", "format", "split", "ratios", "max_history", "tune_users", "seed", "short_users", "min_user_interactions",
          "min_item_interactions", "dedupe_consecutive", "unknown_items", "rating_behavior")
 
 
@@ -55,7 +55,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     out, s = prepare_and_summarize(cfg.dataset, cfg.out, split=cfg.split, max_history=cfg.max_history or None,
-                                   short_users=cfg.short_users, ratios=cfg.ratios, force=args.force,
+                                   short_users=cfg.short_users, ratios=cfg.ratios, tune_users=cfg.tune_users,
+                                   seed=cfg.seed, force=args.force,
                                    **cfg.load_options())
     save_config(cfg, Path(out) / "data_config.yaml")
     print(f"prepared {s['name']} -> {out} in {time.perf_counter() - t0:.1f}s")
@@ -73,7 +74,7 @@ def _print_summary(s: dict) -> None:
         q = s["seq_len"]
         print(f"  events/user min {q['min']} median {q['median']} mean {q['mean']} max {q['max']}")
     print(f"  split {sp['method']}: train {sp['train_users']:,} users / {sp['train_events']:,} events, "
-          f"valid {sp['valid']:,}, test {sp['test']:,}")
+          + (f"tune {sp['tune']:,}, " if sp.get("tune") else "") + f"valid {sp['valid']:,}, test {sp['test']:,}")
     print(f"  dropped {s['dropped'] or 'nothing'}")
     if s.get("fingerprint"):
         print(f"  fingerprint {s['fingerprint']}")

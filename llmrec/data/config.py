@@ -25,6 +25,9 @@ class DataConfig:
                         choices=("auto", "loo", "time", "native"))
     ratios: list[float] = option(default_factory=lambda: [8.0, 1.0, 1.0], help="train, valid, test ratios (split time)")
     max_history: int = option(20, help="items kept in valid/test histories (0: all)")
+    tune_users: int = option(0, help="hold out the last training event of this many users (seeded) as the "
+                             "tune split that validation during training ranks (0: it ranks valid)")
+    seed: int = option(0, help="seed of the tune users' sample")
     short_users: str = option("drop", help="loo: users with < 3 events are dropped (counted) or kept in train only",
                               choices=("drop", "train"))
     min_user_interactions: int = option(0, help="drop users with fewer events")
@@ -45,7 +48,7 @@ class DataConfig:
                               f"{did_you_mean(self.format, FORMATS)} (or package.module:attr)")
         if len(self.ratios) != 3 or min(self.ratios) < 0 or sum(self.ratios) <= 0:
             raise LlmrecError(f"ratios: expected three non-negative numbers train, valid, test, got {self.ratios}")
-        for name in ("max_history", "min_user_interactions", "min_item_interactions"):
+        for name in ("max_history", "min_user_interactions", "min_item_interactions", "tune_users"):
             if getattr(self, name) < 0:
                 raise LlmrecError(f"{name} must be >= 0, got {getattr(self, name)}")
 

@@ -28,24 +28,27 @@ def data_dir_of(run_or_data_dir: str | Path) -> Path:
 
 def prepare_data(dataset: str | Path | RecDataset, out_dir: str | Path, split: str = "auto",
                  max_history: int | None = 20, short_users: str = "drop",
-                 ratios: Sequence[float] = (8, 1, 1), force: bool = False, **load_options: Any) -> Path:
+                 ratios: Sequence[float] = (8, 1, 1), tune_users: int = 0, seed: int = 0, force: bool = False,
+                 **load_options: Any) -> Path:
     """Load (unless given a RecDataset), split, and save to `<out_dir>/data/`; returns that folder.
 
     See `prepare_and_summarize` for the arguments.
     """
     return prepare_and_summarize(dataset, out_dir, split=split, max_history=max_history,
-                                 short_users=short_users, ratios=ratios, force=force, **load_options)[0]
+                                 short_users=short_users, ratios=ratios, tune_users=tune_users, seed=seed,
+                                 force=force, **load_options)[0]
 
 
 def prepare_and_summarize(dataset: str | Path | RecDataset, out_dir: str | Path, split: str = "auto",
                           max_history: int | None = 20, short_users: str = "drop",
-                          ratios: Sequence[float] = (8, 1, 1), force: bool = False,
-                          **load_options: Any) -> tuple[Path, dict[str, Any]]:
+                          ratios: Sequence[float] = (8, 1, 1), tune_users: int = 0, seed: int = 0,
+                          force: bool = False, **load_options: Any) -> tuple[Path, dict[str, Any]]:
     """Like prepare_data, also returning the summary `llmrec data stats` would print.
 
     `out_dir` is the run directory (runs/NAME); if it is already named `data` it is used as is.
     split: 'auto' (the source's own split when it ships one, e.g. MiniOneRec, else 'loo'), 'loo',
-    'time' or 'native'. Nothing is written unless every step succeeds: an existing data folder
+    'time' or 'native'. `tune_users` > 0 holds out a tune split for validation during training
+    (`llmrec.data.splits.hold_out_tune`, users sampled with `seed`). Nothing is written unless every step succeeds: an existing data folder
     stays untouched on error.
 
     When the run already holds artifacts built from other data (sid/, corpus/, sft/, eval/, ...)
@@ -59,7 +62,8 @@ def prepare_and_summarize(dataset: str | Path | RecDataset, out_dir: str | Path,
     if isinstance(dataset, RecDataset) and load_options:
         raise LlmrecError(f"loader options {sorted(load_options)} given with an already loaded dataset; "
                           "pass the dataset name or path instead.")
-    sp = make_split(ds, method=split, max_history=max_history, short_users=short_users, ratios=ratios)
+    sp = make_split(ds, method=split, max_history=max_history, short_users=short_users, ratios=ratios,
+                    tune_users=tune_users, seed=seed)
     if not sp.test:
         raise LlmrecError(f"dataset {ds.name!r}: the {sp.method} split produced no test examples "
                           f"(drops: {sp.options.get('dropped')}); lower the filters or use another split.")

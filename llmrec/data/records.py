@@ -136,6 +136,9 @@ class Split:
 
     Training targets are taken only from `train` sequences, so a valid/test target event is never
     a training target (the same item may of course be a target for other users or earlier events).
+    `tune` (optional, `hold_out_tune`): for some users, their last training event taken out of `train`;
+    validation during training ranks these, whose prompts end, as a test prompt does, in an event the
+    model never trained on for that user.
     """
 
     train: dict[str, list[Interaction]]
@@ -143,6 +146,11 @@ class Split:
     test: list[Example]
     method: str = "loo"
     options: dict[str, Any] = field(default_factory=dict)
+    tune: list[Example] = field(default_factory=list)
+
+    def tuning_examples(self) -> tuple[str, list[Example]]:
+        """(name, examples) that validation during training ranks: `tune` when held out, else `valid`."""
+        return ("tune", self.tune) if self.tune else ("valid", self.valid)
 
     def train_items(self) -> dict[str, list[str]]:
         """Each user's training item ids in time order (no validation or test target)."""

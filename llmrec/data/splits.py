@@ -7,7 +7,9 @@ target event is never a training target. Users or events a split cannot use are 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from llmrec.data.records import Example, Interaction, RecDataset, Split
@@ -142,22 +144,54 @@ def native_split(dataset: RecDataset, max_history: int | None = None) -> Split:
                  options={"max_history": max_history, "dropped": {}})
 
 
+def hold_out_tune(split: Split, users: int, seed: int = 0) -> Split:
+    """Take the last training event of `users` users (a seeded sample of those with at least two) out
+    of `train` into `split.tune`, as next-item examples from their remaining training events.
+
+    Why: validation during training (SFT's and GRPO's keep_best) ranks held-out users from a prompt. A
+    `valid` prompt is the user's training sequence, which a model trained for many passes has memorised
+    token for token; a test prompt ends in the valid event, which it never trained on for that user. A
+    tune prompt ends, as a test prompt does, in an event left out of training, so what it rewards is
+    what carries over to test. Valid and test examples are unchanged (their histories keep the event).
+    """
+    if users < 0:
+        raise LlmrecError(f"tune_users={users}: must be >= 0 (0: no tune split).")
+    if not users:
+        return split
+    eligible = sorted(u for u, seq in split.train.items() if len(seq) >= 2)
+    chosen = set(random.Random(seed).sample(eligible, min(users, len(eligible))))
+    max_history = split.options.get("max_history")
+    train, tune = {}, []
+    for user, seq in split.train.items():
+        if user in chosen:
+            tune.append(_example(user, seq[:-1], seq[-1], max_history))
+            seq = seq[:-1]
+        train[user] = seq
+    return replace(split, train=train, tune=tune,
+                   options={**split.options, "tune_users": users, "tune_seed": seed})
+
+
 def make_split(dataset: RecDataset, method: str = "auto", max_history: int | None = None,
-               short_users: str = "drop", ratios: Sequence[float] = (8, 1, 1)) -> Split:
-    """Dispatch by name: 'loo', 'time', 'native', or 'auto' (native when the source ships one, else loo)."""
+               short_users: str = "drop", ratios: Sequence[float] = (8, 1, 1), tune_users: int = 0,
+               seed: int = 0) -> Split:
+    """Dispatch by name: 'loo', 'time', 'native', or 'auto' (native when the source ships one, else loo);
+    `tune_users` > 0 then holds out a tune split (`hold_out_tune`, sampled with `seed`)."""
     if method == "auto":
         method = "native" if dataset.presplit else "loo"
     if method == "loo":
-        return leave_one_out(dataset, max_history=max_history, short_users=short_users)
-    if method == "time":
-        return time_split(dataset, ratios=ratios, max_history=max_history)
-    if method == "native":
-        return native_split(dataset, max_history=max_history)
-    raise LlmrecError(f"split={method!r} is not known; use one of auto, {', '.join(SPLIT_METHODS)}.")
+        split = leave_one_out(dataset, max_history=max_history, short_users=short_users)
+    elif method == "time":
+        split = time_split(dataset, ratios=ratios, max_history=max_history)
+    elif method == "native":
+        split = native_split(dataset, max_history=max_history)
+    else:
+        raise LlmrecError(f"split={method!r} is not known; use one of auto, {', '.join(SPLIT_METHODS)}.")
+    return hold_out_tune(split, tune_users, seed)
 
 
 def split_summary(split: Split) -> dict[str, Any]:
     """Sizes of each part, for printing and the manifest."""
     return {"method": split.method, "train_users": len(split.train),
             "train_events": sum(len(s) for s in split.train.values()),
+            **({"tune": len(split.tune)} if split.tune else {}),
             "valid": len(split.valid), "test": len(split.test)}

@@ -81,6 +81,8 @@ def save_prepared(out_dir: str | Path, dataset: RecDataset, split: Split, extra:
             write_jsonl(tmp / "users.jsonl", ({"user": u, **attrs} for u, attrs in dataset.users.items()))
         write_jsonl(tmp / "valid.jsonl", (e.to_dict() for e in split.valid))
         write_jsonl(tmp / "test.jsonl", (e.to_dict() for e in split.test))
+        if split.tune:
+            write_jsonl(tmp / "tune.jsonl", (e.to_dict() for e in split.tune))
         counts = dataset.counts()
         manifest = {
             "format": "llmrec.data/1",
@@ -89,6 +91,7 @@ def save_prepared(out_dir: str | Path, dataset: RecDataset, split: Split, extra:
             "source": dataset.source,
             "counts": {**counts, "train_users": len(split.train),
                        "train_events": sum(len(s) for s in split.train.values()),
+                       **({"tune": len(split.tune)} if split.tune else {}),
                        "valid": len(split.valid), "test": len(split.test)},
             "behaviors": dataset.behaviors,
             "dropped": dataset.dropped,
@@ -120,10 +123,12 @@ def load_prepared(data_dir: str | Path) -> PreparedData:
     train = {r["user"]: [Interaction.from_dict(x) for x in r["events"]] for r in read_jsonl(data_dir / "train.jsonl")}
     opts = dict(manifest.get("split", {}))
     method = opts.pop("method", "loo")
+    tune_file = data_dir / "tune.jsonl"
     split = Split(train=train,
                   valid=[Example.from_dict(d) for d in read_jsonl(data_dir / "valid.jsonl")],
                   test=[Example.from_dict(d) for d in read_jsonl(data_dir / "test.jsonl")],
-                  method=method, options=opts)
+                  method=method, options=opts,
+                  tune=[Example.from_dict(d) for d in read_jsonl(tune_file)] if tune_file.exists() else [])
     return PreparedData(dataset=ds, split=split, manifest=manifest, aliases=aliases)
 
 

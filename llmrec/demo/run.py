@@ -16,6 +16,7 @@ from llmrec.baselines.sasrec import cached_sasrec
 from llmrec.bundle.run import bundle_from_run
 from llmrec.config import load_config, validate_config
 from llmrec.corpus.config import CorpusConfig
+from llmrec.data.config import DataConfig
 from llmrec.data.download import download_movielens_100k
 from llmrec.data.loaders import resolve_dataset
 from llmrec.demo.config import DEFAULT_DATASET, DemoConfig
@@ -82,6 +83,7 @@ def _find_dataset(name: str) -> str:
 class DemoRecipes(NamedTuple):
     """The configs of the demo's stages (also what scripts/bench_quality.py runs)."""
 
+    data: DataConfig
     sid: SidConfig
     corpus: CorpusConfig
     sft: SFTRecipe
@@ -90,9 +92,12 @@ class DemoRecipes(NamedTuple):
 
 def demo_recipes(cfg: DemoConfig) -> DemoRecipes:
     """The shipped recipes of `cfg.recipes`, with the demo's run folder, budgets and seed (a folder
-    without sid.yaml gets the default SidConfig)."""
+    without data.yaml or sid.yaml gets the default DataConfig or SidConfig)."""
     folder = recipes_dir() / cfg.recipes
     run, seed = str(cfg.out), cfg.seed
+    data_path = folder / "data.yaml"
+    data = load_config(DataConfig, data_path if data_path.exists() else None, [],
+                       {"dataset": cfg.dataset, "out": run})
     sid_path = folder / "sid.yaml"
     sid = load_config(SidConfig, sid_path if sid_path.exists() else None, [f"seed={seed}"])
     corpus = load_config(CorpusConfig, folder / "corpus.yaml", [f"seed={seed}"])
@@ -105,16 +110,16 @@ def demo_recipes(cfg: DemoConfig) -> DemoRecipes:
                        [f"train.max_minutes={cfg.grpo_minutes}", "train.schedule_by=time", f"train.seed={seed}",
                         "grpo.eval_samples=500"],
                        {"run": run, "init_model": "{run}/sft/model"})
-    return DemoRecipes(sid, corpus, sft, grpo)
+    return DemoRecipes(data, sid, corpus, sft, grpo)
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     validate_config(cfg)
-    sid_cfg, corpus_cfg, sft_recipe, grpo_recipe = demo_recipes(cfg)  # every recipe checked before any work
+    data_cfg, sid_cfg, corpus_cfg, sft_recipe, grpo_recipe = demo_recipes(cfg)  # every recipe checked before any work
     run = RunDir(cfg.out)
     stages = Stages(8)
     stages.start("data", f"data: {cfg.dataset} -> {run.data}")
-    prepared = ensure_data(_find_dataset(cfg.dataset), run.root, reuse=False)
+    prepared = ensure_data(_find_dataset(cfg.dataset), run.root, reuse=False, config=data_cfg)
     print(f"  {prepared.manifest['counts']}")
 
     sid_cfg = sid_config_for(prepared, sid_cfg)

@@ -16,7 +16,8 @@ class EvalConfig:
 
     run: str | None = option(None, help="run folder (reads RUN/data, writes RUN/eval)")
     models: list[str] = option(default_factory=list, help="fine-tuned model folders (e.g. RUN/sft/model)")
-    split: str = option("test", help="held-out split", choices=("test", "valid"))
+    split: str = option("test", help="held-out split (tune: the examples `data prepare --tune-users` held out "
+                        "of training for validation during training)", choices=("test", "valid", "tune"))
     baselines: list[str] = option(default_factory=lambda: ["popular", "sasrec"],
                                   help="baselines to rank beside the models ([] for none): popular, sasrec, "
                                        "sasrec-sid, h2rec or package.module:attr", choices=BASELINES)

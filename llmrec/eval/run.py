@@ -82,13 +82,14 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> EvalReport:
     run = RunDir(cfg.run)
     prepared = load_prepared(run.data)
     split = prepared.split
-    examples = split.test if cfg.split == "test" else split.valid
+    examples = {"test": split.test, "valid": split.valid, "tune": split.tune}[cfg.split]
     out_root = run.eval(cfg.split)
     if cfg.limit is not None:
         examples = examples[: cfg.limit]
         out_root = out_root / f"limit-{cfg.limit}"
     if not examples:
-        raise LlmrecError(f"{run.data}: the {cfg.split} split has no examples.")
+        hint = " (prepare the data with --tune-users N to hold one out)" if cfg.split == "tune" else ""
+        raise LlmrecError(f"{run.data}: the {cfg.split} split has no examples{hint}.")
     ks = sorted(set(cfg.ks))
     catalogue = list(prepared.items)
     common = {"ks": ks, "catalogue": catalogue, "popularity": split.item_popularity(), "split": cfg.split,

@@ -282,6 +282,7 @@ def run_grpo(recipe: GRPORecipe) -> dict[str, Any]:
         "valid_rate": _last(history, "rollout/valid_rate"),
         "kl_last": _last(history, "kl"),
         "validation": val_cb.history,
+        "validation_split": val_cb.split if val_cb.enabled else None,
         # keep_best: the saved policy is this step's (the validation row it was chosen by)
         "kept_step": best["step"] if best else trainer.state.global_step,
         # With LoRA there is no separate reference model (TRL disables the adapter instead): None.

@@ -158,6 +158,7 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         "eval_ppl_seqrec": math.exp(metrics["eval_loss"]) if metrics.get("eval_loss") is not None else None,
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "validation": val_cb.history,
+        "validation_split": val_cb.split if val_cb.enabled else None,
         # validation.keep_best: the saved model is this step's (the validation row it was chosen by)
         "kept_step": best["step"] if best else trainer.state.global_step,
         "recipe": recipe_to_dict(recipe),

@@ -40,9 +40,10 @@ class ValidationCallback(TrainerCallback):
 
     def __init__(self, make_ranker, examples, every: int, catalogue, popularity, ks=(1, 5, 10, 20),
                  keep_best: bool = False, metric: str = "NDCG@10", margin_z: float = 0.0, every_s: float = 0.0,
-                 runs: int = 0, favour_last: bool = False):
+                 runs: int = 0, favour_last: bool = False, split: str = "valid"):
         self.make_ranker = make_ranker
         self.examples = examples
+        self.split = split
         self.every = every
         self.every_s = every_s
         self.runs = runs
@@ -62,11 +63,11 @@ class ValidationCallback(TrainerCallback):
 
     def run(self, step: int, model) -> dict:
         result, rankings = evaluate(self.make_ranker(model), self.examples, ks=self.ks, catalogue=self.catalogue,
-                                    popularity=self.popularity, split="valid", plot=False, progress=False,
+                                    popularity=self.popularity, split=self.split, plot=False, progress=False,
                                     return_rankings=True)
         row = {"step": step, **result["metrics"]}
         self.history.append(row)
-        log.info("validation at step %d: %s", step,
+        log.info("validation (%s) at step %d: %s", self.split, step,
                  {k: round(v, 4) for k, v in row.items() if k in ("HR@10", "NDCG@10")})
         if not self.keep_best:
             return row
@@ -83,11 +84,14 @@ class ValidationCallback(TrainerCallback):
     @classmethod
     def for_policy(cls, prepared, tokenizer, sid_map, trie, library, *, samples: int, beams: int, seed: int,
                    name: str, max_history: int | None = None, **kwargs) -> ValidationCallback:
-        """The callback over a model being trained: `samples` validation users drawn with `seed`, each
-        run ranking them by trie-constrained beam search over the current weights (`kwargs`: when
-        to run and what to keep)."""
-        valid = prepared.split.valid
-        examples = random.Random(seed).sample(valid, min(samples, len(valid))) if valid else []
+        """The callback over a model being trained: `samples` users of the split's tune examples (its
+        valid examples when it holds none) drawn with `seed`, each run ranking them by trie-constrained
+        beam search over the current weights (`kwargs`: when to run and what to keep)."""
+        split, pool = prepared.split.tuning_examples()
+        if samples and not prepared.split.tune:
+            log.info("validation ranks the valid split, whose prompts are training sequences; "
+                     "`llmrec data prepare --tune-users N` holds out prompts that end in an untrained event")
+        examples = random.Random(seed).sample(pool, min(samples, len(pool))) if pool else []
 
         def make_ranker(model):
             rec = GenerativeRecommender(model, tokenizer, sid_map, prepared.items, trie=trie,
@@ -96,7 +100,7 @@ class ValidationCallback(TrainerCallback):
 
         return cls(make_ranker, examples, kwargs.pop("every", 0), catalogue=list(prepared.items) if examples else [],
                    popularity=prepared.split.item_popularity() if examples else {},
-                   ks=tuple(k for k in (1, 5, 10, 20) if k <= beams), **kwargs)
+                   ks=tuple(k for k in (1, 5, 10, 20) if k <= beams), split=split, **kwargs)
 
     @property
     def enabled(self) -> bool:
