@@ -143,26 +143,27 @@ def test_prepare_roundtrip_and_cli(data_root, tmp_path, capsys):
 
 
 def test_tune_split_holds_out_the_last_training_event_of_sampled_users(sci, data_root, tmp_path, capsys):
-    """A tune example's prompt ends in an event that is no longer trained on, like a test prompt's."""
+    """A tune example's prompt ends in an event that is no longer trained on, like a test prompt's, and
+    its target is not trained on either."""
     plain = leave_one_out(sci, max_history=20)
     sp = make_split(sci, "loo", max_history=20, tune_users=500, seed=1)
     assert len(sp.tune) == 500 and len({e.user for e in sp.tune}) == 500
     for e in sp.tune:
         full = [x.item for x in plain.train[e.user]]
-        assert [x.item for x in sp.train[e.user]] == full[:-1]      # the event left training
+        assert [x.item for x in sp.train[e.user]] == full[:-2]      # both events left training
         assert e.target == full[-1] and e.history == full[:-1][-20:]
     tuned = {e.user for e in sp.tune}
     assert all(sp.train[u] == plain.train[u] for u in plain.train if u not in tuned)
     assert [e.to_dict() for e in sp.valid] == [e.to_dict() for e in plain.valid]   # held-out parts unchanged
     assert [e.to_dict() for e in sp.test] == [e.to_dict() for e in plain.test]
-    assert len(sp.train_examples()) == len(plain.train_examples()) - 500          # no tune target is trained
+    assert len(sp.train_examples()) == len(plain.train_examples()) - 1000         # no tune event is a target
     assert {e.user for e in make_split(sci, "loo", tune_users=500, seed=1).tune} == tuned   # seeded
     assert {e.user for e in make_split(sci, "loo", tune_users=500, seed=2).tune} != tuned
     assert sp.tuning_examples() == ("tune", sp.tune) and plain.tuning_examples() == ("valid", plain.valid)
-    # users left with one training event are never drawn; asking for more than exist takes them all
+    # users with fewer than three training events are never drawn; asking for more than exist takes them all
     small = make_split(_tiny(), "loo", short_users="train", tune_users=10)
-    assert sorted(e.user for e in small.tune) == ["b", "d"] and len(small.train["b"]) == 1
-    assert len(small.train["c"]) == 1 and len(small.train["d"]) == 2
+    assert [e.user for e in small.tune] == ["d"] and [x.item for x in small.train["d"]] == ["0"]
+    assert small.tune[0].history == ["0", "1"] and small.tune[0].target == "2" and len(small.train["b"]) == 2
     with pytest.raises(LlmrecError, match="tune_users"):
         make_split(_tiny(), "loo", tune_users=-1)
 

@@ -20,6 +20,24 @@ def small_run(tmp_path_factory, data_root):
     return build_small_run(tmp_path_factory.mktemp("pipe") / "run")
 
 
+def test_ensure_data_reuses_only_data_split_alike(tmp_path, data_root):
+    """A recipe's data.yaml (tune_users, seed) decides the split: data prepared otherwise is prepared again."""
+    from llmrec.data.config import DataConfig
+    from llmrec.pipeline import ensure_data
+
+    run = tmp_path / "run"
+    plain = ensure_data("amazon18_scientific", run)
+    assert not plain.split.tune
+    tuned = ensure_data("amazon18_scientific", run, config=DataConfig(tune_users=50, seed=3))
+    assert len(tuned.split.tune) == 50 and tuned.fingerprint != plain.fingerprint
+    stamp = (run / "data" / "manifest.json").stat().st_mtime_ns
+    again = ensure_data("amazon18_scientific", run, config=DataConfig(tune_users=50, seed=3))
+    assert again.fingerprint == tuned.fingerprint and (run / "data" / "manifest.json").stat().st_mtime_ns == stamp
+    other = ensure_data("amazon18_scientific", run, config=DataConfig(tune_users=50, seed=4))
+    assert {e.user for e in other.split.tune} != {e.user for e in tuned.split.tune}
+    assert not ensure_data("amazon18_scientific", run).split.tune
+
+
 def test_ensure_sids_and_corpus_reuse_only_what_matches(small_run):
     from llmrec.corpus.config import CorpusConfig
     from llmrec.data.store import load_prepared

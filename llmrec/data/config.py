@@ -25,8 +25,8 @@ class DataConfig:
                         choices=("auto", "loo", "time", "native"))
     ratios: list[float] = option(default_factory=lambda: [8.0, 1.0, 1.0], help="train, valid, test ratios (split time)")
     max_history: int = option(20, help="items kept in valid/test histories (0: all)")
-    tune_users: int = option(0, help="hold out the last training event of this many users (seeded) as the "
-                             "tune split that validation during training ranks (0: it ranks valid)")
+    tune_users: int = option(0, help="hold out the last two training events of this many users (seeded) as "
+                             "the tune split that validation during training ranks (0: it ranks valid)")
     seed: int = option(0, help="seed of the tune users' sample")
     short_users: str = option("drop", help="loo: users with < 3 events are dropped (counted) or kept in train only",
                               choices=("drop", "train"))

@@ -136,9 +136,9 @@ class Split:
 
     Training targets are taken only from `train` sequences, so a valid/test target event is never
     a training target (the same item may of course be a target for other users or earlier events).
-    `tune` (optional, `hold_out_tune`): for some users, their last training event taken out of `train`;
-    validation during training ranks these, whose prompts end, as a test prompt does, in an event the
-    model never trained on for that user.
+    `tune` (optional, `hold_out_tune`): for some users, their last two training events taken out of
+    `train`; validation during training ranks these, whose prompts end, as a test prompt does, in an
+    event the model never trained on for that user.
     """
 
     train: dict[str, list[Interaction]]

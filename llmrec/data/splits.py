@@ -145,27 +145,29 @@ def native_split(dataset: RecDataset, max_history: int | None = None) -> Split:
 
 
 def hold_out_tune(split: Split, users: int, seed: int = 0) -> Split:
-    """Take the last training event of `users` users (a seeded sample of those with at least two) out
-    of `train` into `split.tune`, as next-item examples from their remaining training events.
+    """Take the last two training events of `users` users (a seeded sample of those with at least three)
+    out of `train`; `split.tune` gets one example per user: history up to the second of them (the first
+    ends it), target the second.
 
     Why: validation during training (SFT's and GRPO's keep_best) ranks held-out users from a prompt. A
     `valid` prompt is the user's training sequence, which a model trained for many passes has memorised
     token for token; a test prompt ends in the valid event, which it never trained on for that user. A
-    tune prompt ends, as a test prompt does, in an event left out of training, so what it rewards is
-    what carries over to test. Valid and test examples are unchanged (their histories keep the event).
+    tune prompt likewise ends in an event left out of training, and its target was never trained on
+    either, so it asks what test asks, one event earlier. Valid and test examples are unchanged (their
+    histories keep both events).
     """
     if users < 0:
         raise LlmrecError(f"tune_users={users}: must be >= 0 (0: no tune split).")
     if not users:
         return split
-    eligible = sorted(u for u, seq in split.train.items() if len(seq) >= 2)
+    eligible = sorted(u for u, seq in split.train.items() if len(seq) >= 3)
     chosen = set(random.Random(seed).sample(eligible, min(users, len(eligible))))
     max_history = split.options.get("max_history")
     train, tune = {}, []
     for user, seq in split.train.items():
         if user in chosen:
             tune.append(_example(user, seq[:-1], seq[-1], max_history))
-            seq = seq[:-1]
+            seq = seq[:-2]
         train[user] = seq
     return replace(split, train=train, tune=tune,
                    options={**split.options, "tune_users": users, "tune_seed": seed})

@@ -179,10 +179,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 
 def _kept(summary: dict[str, Any]) -> str:
-    """', kept step S (validation NDCG@10 x)' when validation chose the saved step, else ''."""
+    """', kept step S (validation NDCG@10 x on SPLIT)' when validation chose the saved step, else ''."""
     rows = {r["step"]: r for r in summary.get("validation") or []}
     kept = rows.get(summary.get("kept_step"))
-    return f", kept step {kept['step']} (validation NDCG@10 {kept['NDCG@10']:.4f})" if kept and "NDCG@10" in kept else ""
+    if not (kept and "NDCG@10" in kept):
+        return ""
+    return f", kept step {kept['step']} (validation NDCG@10 {kept['NDCG@10']:.4f} on {summary.get('validation_split')})"
 
 
 def _fmt(x: Any) -> str:
