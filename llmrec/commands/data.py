@@ -17,8 +17,8 @@ from llmrec.config import add_config_arguments, config_from_args, save_config
 from llmrec.data.config import DataConfig
 from llmrec.io import LlmrecError
 
-FLAGS = ("dataset", "out", "format", "split", "ratios", "max_history", "tune_users", "seed", "short_users", "min_user_interactions",
-         "min_item_interactions", "dedupe_consecutive", "unknown_items", "rating_behavior")
+FLAGS = ("dataset", "out", "format", "split", "ratios", "max_history", "tune_users", "seed", "short_users",
+         "min_user_interactions", "min_item_interactions", "dedupe_consecutive", "unknown_items", "rating_behavior")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

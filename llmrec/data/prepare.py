@@ -48,8 +48,8 @@ def prepare_and_summarize(dataset: str | Path | RecDataset, out_dir: str | Path,
     `out_dir` is the run directory (runs/NAME); if it is already named `data` it is used as is.
     split: 'auto' (the source's own split when it ships one, e.g. MiniOneRec, else 'loo'), 'loo',
     'time' or 'native'. `tune_users` > 0 holds out a tune split for validation during training
-    (`llmrec.data.splits.hold_out_tune`, users sampled with `seed`). Nothing is written unless every step succeeds: an existing data folder
-    stays untouched on error.
+    (`llmrec.data.splits.hold_out_tune`, users sampled with `seed`). Nothing is written unless every
+    step succeeds: an existing data folder stays untouched on error.
 
     When the run already holds artifacts built from other data (sid/, corpus/, sft/, eval/, ...)
     they would go stale: that is refused unless `force` (the summary's 'stale' lists them).

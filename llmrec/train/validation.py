@@ -88,9 +88,6 @@ class ValidationCallback(TrainerCallback):
         valid examples when it holds none) drawn with `seed`, each run ranking them by trie-constrained
         beam search over the current weights (`kwargs`: when to run and what to keep)."""
         split, pool = prepared.split.tuning_examples()
-        if samples and not prepared.split.tune:
-            log.info("validation ranks the valid split, whose prompts are training sequences; "
-                     "`llmrec data prepare --tune-users N` holds out prompts that end in an untrained event")
         examples = random.Random(seed).sample(pool, min(samples, len(pool))) if pool else []
 
         def make_ranker(model):
