@@ -9,13 +9,15 @@ import logging
 import sys
 from pathlib import Path
 
-from llmrec.config import load_config
+import yaml
+
+from llmrec.config import config_to_dict, load_config, save_config
 from llmrec.corpus.build import build_corpus_with_manifest, load_corpus_manifest, save_corpus
 from llmrec.corpus.config import CorpusConfig
 from llmrec.data.config import DataConfig
-from llmrec.data.prepare import prepare_data
+from llmrec.data.prepare import DATA_CONFIG, prepare_data
 from llmrec.data.store import PreparedData, load_prepared
-from llmrec.io import LlmrecError, read_json
+from llmrec.io import LlmrecError
 from llmrec.sid.build import SidConfig, build_sids
 from llmrec.sid.sidmap import SidMap
 
@@ -39,18 +41,16 @@ def default_corpus_config() -> CorpusConfig:
 
 
 def ensure_data(dataset: str, run: Path, reuse: bool = True, config: DataConfig | None = None) -> PreparedData:
-    """RUN/data: leave-one-out, 20-item histories and `config`'s tune split (a recipe's data.yaml);
-    reused when `reuse` and it was prepared from the same dataset with the same split settings."""
-    tune_users, seed = (config.tune_users, config.seed) if config else (0, 0)
-    want = {"method": "loo", "max_history": 20, "tune_users": tune_users or None,
-            "tune_seed": seed if tune_users else None}
-    manifest = run / "data" / "manifest.json"
-    if reuse and manifest.exists():
-        old = read_json(manifest)
-        split = old.get("split", {})
-        if old.get("name") == Path(dataset).name and all(split.get(k) == v for k, v in want.items()):
-            return load_prepared(run / "data")
-    prepare_data(dataset, run, split="loo", max_history=20, tune_users=tune_users, seed=seed)
+    """RUN/data prepared as `config` says (a recipe's data.yaml; default: `llmrec data prepare`'s defaults),
+    which is kept beside it as data_config.yaml, as the command does; reused when `reuse` and that file
+    matches."""
+    cfg = dataclasses.replace(config or DataConfig(), dataset=str(dataset), out=str(run))
+    saved = run / "data" / DATA_CONFIG
+    if reuse and saved.exists() and yaml.safe_load(saved.read_text(encoding="utf-8")) == config_to_dict(cfg):
+        return load_prepared(run / "data")
+    prepare_data(dataset, run, split=cfg.split, max_history=cfg.max_history or None, short_users=cfg.short_users,
+                 ratios=cfg.ratios, tune_users=cfg.tune_users, seed=cfg.seed, **cfg.load_options())
+    save_config(cfg, saved)
     return load_prepared(run / "data")
 
 

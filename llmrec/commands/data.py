@@ -51,14 +51,14 @@ def run_prepare(args: argparse.Namespace) -> int:
     if args.cfg__ratios:  # the documented train:valid:test form (yaml would read 8:1:1 as one base-60 number)
         args.cfg__ratios = [r.replace(":", ",") for r in args.cfg__ratios]
     cfg = config_from_args(DataConfig, args)  # checked before any file is read
-    from llmrec.data.prepare import prepare_and_summarize
+    from llmrec.data.prepare import DATA_CONFIG, prepare_and_summarize
 
     t0 = time.perf_counter()
     out, s = prepare_and_summarize(cfg.dataset, cfg.out, split=cfg.split, max_history=cfg.max_history or None,
                                    short_users=cfg.short_users, ratios=cfg.ratios, tune_users=cfg.tune_users,
                                    seed=cfg.seed, force=args.force,
                                    **cfg.load_options())
-    save_config(cfg, Path(out) / "data_config.yaml")
+    save_config(cfg, Path(out) / DATA_CONFIG)
     print(f"prepared {s['name']} -> {out} in {time.perf_counter() - t0:.1f}s")
     _print_summary(s)
     if s.get("stale"):

@@ -17,6 +17,8 @@ from llmrec.io import LlmrecError, prepare_output, read_json
 
 log = logging.getLogger(__name__)
 
+DATA_CONFIG = "data_config.yaml"  # the DataConfig a data folder was prepared with (beside manifest.json)
+
 
 def data_dir_of(run_or_data_dir: str | Path) -> Path:
     """runs/NAME -> runs/NAME/data; a folder that already holds a manifest is returned as is."""
